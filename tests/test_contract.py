@@ -1,0 +1,59 @@
+"""The contract every registered model keeps, run over all of them (spandrel-style)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import srplug
+
+
+def _cases() -> list[tuple[str, int]]:
+    cases = []
+    for name, spec in sorted(srplug.models().items()):
+        scales = spec.scales or (spec.resolved_default_scale(),)
+        cases += [(name, scale) for scale in scales]
+    return cases
+
+
+CASES = _cases()
+
+
+def test_some_models_are_registered():
+    assert ("bicubic", 2) in CASES
+
+
+@pytest.mark.parametrize("name,scale", CASES)
+def test_model_contract(name, scale):
+    spec = srplug.info(name)
+    assert spec.plugin, "the registry records which plugin registered the spec"
+    up = srplug.get(name, scale=scale, weights=None)
+    assert isinstance(up, srplug.Upsampler)
+    assert (up.name, up.scale, up.channels) == (name, scale, spec.channels)
+    assert (up.model is None) == (not spec.network)
+    # the raw network contract: (N, C, h, w) in [0, 1] -> (N, C, h*s, w*s)
+    channels = 3 if spec.channels == "rgb" else 1
+    x = torch.rand(2, channels, 11, 7)
+    out = up.upscale_tensor(x)
+    assert out.shape == (2, channels, 11 * scale, 7 * scale)
+    assert torch.isfinite(out).all()
+    # and through the image interface: same kind / dtype / channels back
+    for img in (
+        np.zeros((5, 6, 3), np.uint8),
+        np.zeros((5, 6), np.uint16),
+        np.zeros((5, 6, 4), np.float32),
+    ):
+        got = up(img)
+        assert got.dtype == img.dtype
+        assert got.shape == (5 * scale, 6 * scale, *img.shape[2:])
+
+
+@pytest.mark.parametrize("name,scale", CASES)
+def test_shipped_weights_load(name, scale):
+    spec = srplug.info(name)
+    for weights in spec.weights_for(scale):
+        up = srplug.get(name, scale=scale, weights=weights.tag)
+        assert up.scale == weights.scale
+        if weights.card.params is not None and up.model is not None:
+            assert sum(p.numel() for p in up.model.parameters()) == weights.card.params
