@@ -11,31 +11,28 @@ from torch import nn
 
 import srplug
 from srplug.weights import save_safetensors
-
-
-class Scaler(nn.Module):
-    """Nearest-neighbour enlargement times a learnable gain (lets tests see loaded weights)."""
-
-    def __init__(self, scale: int, width: int = 1) -> None:
-        super().__init__()
-        self.scale = scale
-        self.gain = nn.Parameter(torch.ones(width))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        up = nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest")
-        return up * self.gain.mean()
+from tests.helpers.models import Nearest
 
 
 def build(scale: int, width: int = 1) -> nn.Module:
-    return Scaler(scale, width)
+    return Nearest(scale, width=width)
 
 
 @pytest.fixture
 def weights_dir(tmp_path):
     for scale, gain in ((2, 0.5), (3, 0.25)):
-        save_safetensors({"gain": torch.tensor([gain])}, tmp_path / f"x{scale}.safetensors")
-    save_safetensors({"module.gain": torch.tensor([0.75])}, tmp_path / "ddp.safetensors")
-    torch.save({"params_ema": {"gain": torch.tensor([0.125])}}, tmp_path / "basicsr.pth")
+        save_safetensors(
+            {"gain": torch.tensor([gain]), "offset": torch.tensor(0.0)},
+            tmp_path / f"x{scale}.safetensors",
+        )
+    save_safetensors(
+        {"module.gain": torch.tensor([0.75]), "module.offset": torch.tensor(0.0)},
+        tmp_path / "ddp.safetensors",
+    )
+    torch.save(
+        {"params_ema": {"gain": torch.tensor([0.125]), "offset": torch.tensor(0.0)}},
+        tmp_path / "basicsr.pth",
+    )
     return tmp_path
 
 

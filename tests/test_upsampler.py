@@ -11,18 +11,7 @@ import srplug
 from srplug.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srplug.resize import imresize
 from srplug.upsampler import ModuleUpsampler, resolve_device, resolve_dtype
-
-
-class Nearest(nn.Module):
-    """Parameter-light network: nearest-neighbour enlargement, plus a bias to detect its use."""
-
-    def __init__(self, scale: int, offset: float = 0.0) -> None:
-        super().__init__()
-        self.scale = scale
-        self.offset = nn.Parameter(torch.tensor(offset))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return nn.functional.interpolate(x, scale_factor=self.scale, mode="nearest") + self.offset
+from tests.helpers.models import Nearest
 
 
 def test_y_model_runs_network_on_luma_and_bicubic_on_chroma():
