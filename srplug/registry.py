@@ -68,7 +68,11 @@ class ModelSpec:
     convert_state_dict: Callable[[StateDict], StateDict] | None = None
     """Maps other projects' checkpoint layouts onto this model's keys."""
     options_from_weights: Callable[[Path, StateDict], dict[str, Any]] | None = None
-    """Reads build options (e.g. channel counts) from a weights file name or contents."""
+    """Reads build options (e.g. channel counts) from a weights file name or contents.
+
+    A ``"scale"`` entry is the scale the file was trained for: it becomes the scale when
+    ``get`` is given none, and a different requested scale is refused.
+    """
     plugin: str = field(default="", compare=False)
     """Name of the plugin that registered the spec (filled in by the registry)."""
 
@@ -272,6 +276,18 @@ def _resolve_weights(
     )
 
 
+def _scale_from_file(
+    spec: ModelSpec, path: Path, file_scale: int, requested: int | None
+) -> int:
+    """The scale to build for weights trained at ``file_scale`` (checked against a request)."""
+    if requested is not None and requested != file_scale:
+        raise WeightsError(
+            f"weights file {str(path)!r} is for x{file_scale}, not x{requested}: pass "
+            f"scale={file_scale} or the {spec.name} file for x{requested}"
+        )
+    return _check_scale(spec, file_scale)
+
+
 def _build(spec: ModelSpec, scale: int, options: Mapping[str, Any]) -> torch.nn.Module:
     try:
         params = inspect.signature(spec.build).parameters
@@ -334,6 +350,7 @@ def get(
     from srplug.upsampler import ModuleUpsampler
 
     spec = info(name)
+    requested_scale = scale
     scale, chosen = _resolve_weights(spec, scale, weights)
     state: StateDict | None = None
     source = ""
@@ -343,7 +360,10 @@ def get(
         state = load_state_dict_file(chosen)
         source = f"file {str(chosen)!r}"
         if spec.options_from_weights is not None:
-            inferred = spec.options_from_weights(chosen, state)
+            inferred = dict(spec.options_from_weights(chosen, state))
+            file_scale = inferred.pop("scale", None)
+            if file_scale is not None:
+                scale = _scale_from_file(spec, chosen, file_scale, requested_scale)
             options = {**inferred, **options}
     elif chosen is not None:
         state = chosen.state_dict()

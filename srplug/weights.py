@@ -41,7 +41,7 @@ __all__ = [
     "unwrap_state_dict",
 ]
 
-WeightsFormat = Literal["safetensors", "torch"]
+WeightsFormat = Literal["safetensors", "torch", "tensorflow"]
 
 #: Keys under which training code commonly nests the state dict, in order of preference.
 WRAPPER_KEYS: tuple[str, ...] = ("params_ema", "params", "state_dict", "model", "net", "generator")
@@ -53,8 +53,9 @@ _SUFFIX_FORMATS: dict[str, WeightsFormat] = {
     ".model": "torch",
     ".ckpt": "torch",
     ".bin": "torch",
+    ".pb": "tensorflow",
 }
-_FORMATS: tuple[WeightsFormat, ...] = ("safetensors", "torch")
+_FORMATS: tuple[WeightsFormat, ...] = ("safetensors", "torch", "tensorflow")
 _MAX_NESTING = 3
 
 
@@ -265,7 +266,8 @@ class Weights:
     """A set of pretrained weights for one model at one scale.
 
     ``format`` is inferred from the file name when not given: ``.safetensors`` is
-    safetensors; ``.pt``, ``.pth``, ``.model``, ``.ckpt`` and ``.bin`` are torch checkpoints.
+    safetensors; ``.pt``, ``.pth``, ``.model``, ``.ckpt`` and ``.bin`` are torch checkpoints;
+    ``.pb`` is a frozen TensorFlow graph (its constants, for plugins' converters).
     """
 
     tag: str
@@ -305,6 +307,12 @@ class Weights:
 # --------------------------------------------------------------------------- loading
 
 
+def scale_from_name(path: str | os.PathLike[str]) -> int | None:
+    """The scale a weights file name announces (``fsrcnn_x3.pth`` -> 3), or None."""
+    match = re.search(r"(?<![a-z0-9])x([1-9][0-9]?)(?![0-9])", Path(path).stem.lower())
+    return int(match.group(1)) if match else None
+
+
 def format_from_name(name: str | os.PathLike[str]) -> WeightsFormat | None:
     """The weights format implied by a file name's suffix, or None if unknown."""
     return _SUFFIX_FORMATS.get(Path(name).suffix.lower())
@@ -318,6 +326,9 @@ def load_checkpoint(
     ``format`` defaults to the one implied by the suffix, else to what the file's first bytes
     show. Torch files are read with ``weights_only=True``: a checkpoint holding anything but
     tensors and plain containers is refused with :class:`WeightsError` and nothing in it runs.
+    A frozen TensorFlow graph (``.pb``, format ``"tensorflow"``) gives its numeric ``Const``
+    nodes as CPU tensors under their node names, in TensorFlow's layout (conv kernels HWIO);
+    a plugin's ``convert_state_dict`` maps them onto its model.
     """
     file = Path(path).expanduser()
     if not file.is_file():
@@ -327,8 +338,12 @@ def load_checkpoint(
         return _load_safetensors(file)
     if fmt == "torch":
         return _load_torch(file)
+    if fmt == "tensorflow":
+        return _load_tensorflow_pb(file)
     if format is not None:
-        raise InputError(f"unknown weights format {format!r}: use 'safetensors' or 'torch'")
+        raise InputError(
+            f"unknown weights format {format!r}: use 'safetensors', 'torch' or 'tensorflow'"
+        )
     raise WeightsError(
         f"cannot read {file}: it is neither a safetensors file nor a PyTorch checkpoint; "
         "pass format= if it is one under an unusual name"
@@ -451,6 +466,17 @@ def _load_torch(file: Path) -> dict[str, Any]:
             "model's state_dict() instead"
         )
     return obj if isinstance(obj, dict) else dict(obj)
+
+
+def _load_tensorflow_pb(file: Path) -> dict[str, Any]:
+    """The numeric constants of a frozen TensorFlow graph as ``{node name: CPU tensor}``."""
+    from srplug.formats.tensorflow_pb import read_pb_constants
+
+    return {
+        name: torch.from_numpy(value.copy())
+        for name, value in read_pb_constants(file).items()
+        if value.dtype != object
+    }
 
 
 def _corrupt_torch(file: Path, exc: BaseException) -> WeightsError:

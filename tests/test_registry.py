@@ -116,6 +116,33 @@ def test_weights_from_path(scaler_plugin, weights_dir):
         srplug.get("scaler", weights=weights_dir / "missing.safetensors")
 
 
+def test_options_and_scale_from_the_weights_file(weights_dir):
+    def options_from_weights(path, state):
+        return {"scale": 4 if "x3" in path.name else 3, "width": state["gain"].numel()}
+
+    class Plugin:
+        @srplug.hookimpl
+        def register_models(self, register):
+            register(
+                srplug.ModelSpec(
+                    name="reader",
+                    build=build,
+                    scales=(2, 3, 4),
+                    options_from_weights=options_from_weights,
+                )
+            )
+
+    srplug.register_plugin(Plugin(), name="reader-plugin")
+    try:
+        up = srplug.get("reader", weights=weights_dir / "x3.safetensors")
+        assert up.scale == 4 and gain_of(up) == 0.25
+        assert srplug.get("reader", scale=4, weights=weights_dir / "x3.safetensors").scale == 4
+        with pytest.raises(srplug.WeightsError, match="is for x4, not x2: pass scale=4"):
+            srplug.get("reader", scale=2, weights=weights_dir / "x3.safetensors")
+    finally:
+        srplug.unregister_plugin("reader-plugin")
+
+
 def test_mismatched_weights_file(scaler_plugin, tmp_path):
     save_safetensors({"other": torch.zeros(1)}, tmp_path / "other.safetensors")
     with pytest.raises(srplug.WeightsError, match="do not fit model 'scaler'"):

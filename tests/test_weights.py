@@ -374,3 +374,20 @@ def test_garbage_and_missing_files(tmp_path: Path) -> None:
     torch.save(torch.zeros(3), tensor_file)
     with pytest.raises(WeightsError, match="not a mapping"):
         load_state_dict_file(tensor_file)
+
+
+@pytest.mark.parametrize(
+    "name,scale",
+    [
+        ("fsrcnn_x3.pth", 3),
+        ("EDSR_x4-4f62e9ef.pt", 4),
+        ("RCAN_BIX4.pt", None),
+        ("model.safetensors", None),
+        ("x12.safetensors", 12),
+        ("max2.pth", None),
+    ],
+)
+def test_scale_from_name(name, scale):
+    from srplug.weights import scale_from_name
+
+    assert scale_from_name(name) == scale

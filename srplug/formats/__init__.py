@@ -1,0 +1,1 @@
+"""Readers for weights stored in other frameworks' file formats (no framework needed)."""
