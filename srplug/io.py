@@ -8,12 +8,12 @@ the target folder that is renamed into place, so a failure never leaves a partia
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from srplug.atomic import atomic_open
 from srplug.errors import InputError, SrplugError
 
 __all__ = ["IMAGE_SUFFIXES", "is_image_file", "read_image", "write_image"]
@@ -46,12 +46,6 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     return img
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def write_image(path: str | os.PathLike[str], img: np.ndarray) -> Path:
     """Write an RGB/RGBA/gray uint8 or uint16 image atomically; returns the path.
 
@@ -76,14 +70,6 @@ def write_image(path: str | os.PathLike[str], img: np.ndarray) -> Path:
     ok, encoded = cv2.imencode(suffix, img)
     if not ok:
         raise SrplugError(f"OpenCV could not encode an image of shape {img.shape} as {suffix}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(encoded.tobytes())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path) as handle:
+        handle.write(encoded.tobytes())
     return path

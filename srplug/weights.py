@@ -15,7 +15,6 @@ import os
 import pickle
 import re
 import shutil
-import tempfile
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from typing import Any, Literal
 import torch
 
 from srplug import hub
+from srplug.atomic import atomic_open, atomic_path
 from srplug.errors import ChecksumError, InputError, WeightsError
 
 __all__ = [
@@ -251,13 +251,8 @@ class WeightsFile:
         copy = hub.home_dir() / "resources" / self.package / self.resource
         if not copy.is_file():
             copy.parent.mkdir(parents=True, exist_ok=True)
-            tmp = _temp_beside(copy)
-            try:
-                with resource.open("rb") as src, open(tmp, "wb") as dst:
-                    shutil.copyfileobj(src, dst)
-                os.replace(tmp, copy)
-            finally:
-                tmp.unlink(missing_ok=True)
+            with resource.open("rb") as src, atomic_open(copy) as dst:
+                shutil.copyfileobj(src, dst)
         return copy
 
 
@@ -419,12 +414,8 @@ def save_safetensors(
         tensors[key] = tensor
     target = Path(path).expanduser()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _temp_beside(target)
-    try:
+    with atomic_path(target) as tmp:
         save_file(tensors, str(tmp), metadata=metadata)
-        os.replace(tmp, target)
-    finally:
-        tmp.unlink(missing_ok=True)
     return target
 
 
@@ -532,12 +523,6 @@ def _verify_sha256(file: Path, expected: str) -> None:
             f"sha256 mismatch for {file}: expected {expected}, got {actual}; the file is "
             "corrupted or a different version: replace it with the expected file"
         )
-
-
-def _temp_beside(target: Path) -> Path:
-    fd, name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    os.close(fd)
-    return Path(name)
 
 
 def _check_positive_int(name: str, value: Any) -> None:
