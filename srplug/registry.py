@@ -276,9 +276,7 @@ def _resolve_weights(
     )
 
 
-def _scale_from_file(
-    spec: ModelSpec, path: Path, file_scale: int, requested: int | None
-) -> int:
+def _scale_from_file(spec: ModelSpec, path: Path, file_scale: int, requested: int | None) -> int:
     """The scale to build for weights trained at ``file_scale`` (checked against a request)."""
     if requested is not None and requested != file_scale:
         raise WeightsError(
