@@ -37,7 +37,9 @@ __all__ = [
     "format_from_name",
     "load_checkpoint",
     "load_state_dict_file",
+    "package_weights",
     "save_safetensors",
+    "scale_from_name",
     "unwrap_state_dict",
 ]
 
@@ -297,6 +299,43 @@ class Weights:
     def state_dict(self, progress: bool = True) -> dict[str, torch.Tensor]:
         """The weights as a flat ``{name: tensor}`` dict on the CPU."""
         return load_state_dict_file(self.path(progress=progress), format=self.format)
+
+
+def package_weights(package: str, model: str, *, folder: str = "weights") -> tuple[Weights, ...]:
+    """The weights a plugin package ships for ``model``, found by file name.
+
+    Looks for ``<package>/<folder>/<model>_x<scale>.safetensors`` with its model card
+    ``<model>_x<scale>.json`` beside it (as ``srplug train`` exports them) and returns one
+    :class:`Weights` tagged ``x<scale>`` per file, sorted by scale. A file without a card gets
+    an empty card. Plugins call this in ``register_models``.
+    """
+    import json
+
+    try:
+        root = importlib.resources.files(package) / folder
+    except ModuleNotFoundError as exc:
+        raise InputError(f"package_weights: no package named {package!r}") from exc
+    if not root.is_dir():
+        return ()
+    found: list[Weights] = []
+    pattern = re.compile(rf"^{re.escape(model)}_x([1-9][0-9]?)\.safetensors$")
+    for entry in root.iterdir():
+        match = pattern.match(entry.name)
+        if match is None:
+            continue
+        card_file = root / entry.name.replace(".safetensors", ".json")
+        card = ModelCard()
+        if card_file.is_file():
+            card = ModelCard.from_dict(json.loads(card_file.read_text()))
+        found.append(
+            Weights(
+                tag=f"x{match.group(1)}",
+                scale=int(match.group(1)),
+                file=WeightsFile(package=package, resource=f"{folder}/{entry.name}"),
+                card=card,
+            )
+        )
+    return tuple(sorted(found, key=lambda w: w.scale))
 
 
 # --------------------------------------------------------------------------- loading

@@ -391,3 +391,27 @@ def test_scale_from_name(name, scale):
     from srplug.weights import scale_from_name
 
     assert scale_from_name(name) == scale
+
+
+def test_package_weights_finds_files_and_cards(tmp_path, monkeypatch):
+    from srplug.weights import ModelCard, package_weights, save_safetensors
+
+    pkg = tmp_path / "shipper_pkg"
+    (pkg / "weights").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for scale in (4, 2):
+        save_safetensors(
+            {"w": torch.full((1,), float(scale))}, pkg / "weights" / f"net_x{scale}.safetensors"
+        )
+    card = ModelCard(params=1, steps=10, source="srplug")
+    (pkg / "weights" / "net_x2.json").write_text(json.dumps(card.to_dict()))
+    save_safetensors({"w": torch.zeros(1)}, pkg / "weights" / "other_x2.safetensors")
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    found = package_weights("shipper_pkg", "net")
+    assert [w.tag for w in found] == ["x2", "x4"]
+    assert found[0].card == card and found[1].card == ModelCard()
+    assert float(found[1].state_dict()["w"]) == 4.0
+    assert package_weights("shipper_pkg", "missing") == ()
+    with pytest.raises(InputError, match="no package"):
+        package_weights("no_such_pkg_here", "net")

@@ -74,6 +74,17 @@ class FSRCNN(nn.Module):
             padding=padding,
             output_padding=output_padding,
         )
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """The paper's initialisation: He-normal convolutions, a N(0, 0.001) transposed
+        convolution, zero biases. The tiny deconvolution start keeps early training stable."""
+        for module in self.modules():
+            if isinstance(module, nn.Conv2d):
+                nn.init.kaiming_normal_(module.weight, a=0.25, nonlinearity="leaky_relu")
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.deconv.weight, std=0.001)
+        nn.init.zeros_(self.deconv.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, h, w)`` LR luma in [0, 1] -> ``(N, 1, h*scale, w*scale)``."""
