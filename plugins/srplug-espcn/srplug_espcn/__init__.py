@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import srplug
+from srplug.weights import package_weights
 from srplug_espcn.convert import convert_state_dict, options_from_weights
 from srplug_espcn.model import ESPCN
 
@@ -40,6 +41,7 @@ def register_models(register: Callable[[srplug.ModelSpec], None]) -> None:
             build=build,
             channels="y",
             scales=SCALES,
+            weights=package_weights(__name__, "espcn"),
             description="ESPCN: 5x5 64, 3x3 32, 3x3 scale^2 + pixel shuffle, tanh; Y channel",
             paper="https://arxiv.org/abs/1609.05158",
             license="Apache-2.0",

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import srplug
+from srplug.weights import package_weights
 from srplug_fsrcnn.convert import VARIANTS, convert_state_dict, make_options_from_weights
 from srplug_fsrcnn.model import FSRCNN
 
@@ -42,6 +43,7 @@ def register_models(register: Callable[[srplug.ModelSpec], None]) -> None:
                 build=builder,
                 channels="y",
                 scales=SCALES,
+                weights=package_weights(__name__, name),
                 description=(
                     f"{title} (d={config['d']}, s={config['s']}, m={config['m']}, PReLU, 9x9 "
                     "transposed conv), Y channel"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import srplug
+from srplug.weights import package_weights
 from srplug_srcnn.convert import convert_state_dict, options_from_weights
 from srplug_srcnn.model import SRCNN
 
@@ -38,6 +39,7 @@ def register_models(register: Callable[[srplug.ModelSpec], None]) -> None:
             build=build,
             channels="y",
             scales=SCALES,
+            weights=package_weights(__name__, "srcnn"),
             description="SRCNN: bicubic enlargement + 3 convolutions (9-1-5, 64-32), Y channel",
             paper="https://arxiv.org/abs/1501.00092",
             license="Apache-2.0",
