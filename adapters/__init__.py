@@ -1,6 +1,10 @@
 """Adapters that put srplug models into other libraries' pipelines (``srplug.adapters``).
 
-Planned modules: ``opencv`` (a ``DnnSuperResImpl`` drop-in), ``kornia`` (transforms and
-degradations) and ``torchvision`` (dataset wrappers); each will import its library only when
-used. None is shipped yet.
+- ``srplug.adapters.opencv``: a drop-in for OpenCV's ``dnn_superres`` (``DnnSuperResImpl``),
+  running OpenCV's own ESPCN / FSRCNN / LapSRN ``.pb`` files and every srplug model.
+- ``srplug.adapters.kornia``: an ``nn.Module`` SR transform and degradation transforms.
+- ``srplug.adapters.torchvision``: LR/HR pair datasets and transforms for torchvision-style
+  datasets; torchvision itself is never imported.
+
+Each module imports its library only when it is used.
 """

@@ -191,26 +191,43 @@ def sample_image_path() -> Path:
     return Path(str(resources.files("srplug") / "assets" / "sample.png"))
 
 
-def expand_inputs(inputs: list[str], *, recursive: bool = False) -> list[tuple[Path, Path]]:
-    """Files, folders and glob patterns -> ``(file, path relative to the output folder)``."""
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm")
+"""Inputs with these suffixes are upscaled frame by frame as videos."""
+_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "XVID"}
+_FOURCC_DEFAULT = "VP80"  # .webm
+
+
+def is_video_file(path: str | os.PathLike[str]) -> bool:
+    """True when ``path`` has a video suffix ``srplug upscale`` handles."""
+    return Path(path).suffix.lower() in VIDEO_SUFFIXES
+
+
+def _is_input_file(path: str | os.PathLike[str]) -> bool:
     from srplug.io import is_image_file
 
+    return is_image_file(path) or is_video_file(path)
+
+
+def expand_inputs(inputs: list[str], *, recursive: bool = False) -> list[tuple[Path, Path]]:
+    """Files, folders and glob patterns -> ``(file, path relative to the output folder)``.
+
+    Folders and globs contribute their image and video files."""
     found: list[tuple[Path, Path]] = []
     for item in inputs:
         path = Path(item)
         if path.is_dir():
             pattern = "**/*" if recursive else "*"
-            files = sorted(p for p in path.glob(pattern) if p.is_file() and is_image_file(p))
+            files = sorted(p for p in path.glob(pattern) if p.is_file() and _is_input_file(p))
             found += [(f, f.relative_to(path)) for f in files]
         elif path.is_file():
             found.append((path, Path(path.name)))
         elif glob.has_magic(item):
             matches = sorted(glob.glob(item, recursive=True))
-            found += [(Path(m), Path(Path(m).name)) for m in matches if is_image_file(m)]
+            found += [(Path(m), Path(Path(m).name)) for m in matches if _is_input_file(m)]
         else:
             raise InputError(f"input {item!r} is neither a file, a folder nor a matching glob")
     if not found:
-        raise InputError("no image files found in the given inputs")
+        raise InputError("no image files (or videos) found in the given inputs")
     return found
 
 
@@ -220,13 +237,16 @@ def _plan_outputs(
     from srplug.io import is_image_file
 
     out = Path(output)
-    single_file = len(sources) == 1 and is_image_file(out) and not out.is_dir()
+    same_kind = is_video_file if sources and is_video_file(sources[0][0]) else is_image_file
+    single_file = len(sources) == 1 and same_kind(out) and not out.is_dir()
     plan: list[tuple[Path, Path]] = []
     for src, rel in sources:
         if single_file:
             dst = out
         else:
-            new_suffix = ext if ext else rel.suffix
+            # --ext applies to the inputs of its own kind (an image format to images ...)
+            fits = ext and ((ext.lower() in VIDEO_SUFFIXES) == is_video_file(src))
+            new_suffix = ext if fits else rel.suffix
             dst = out / rel.with_name(rel.stem + suffix + new_suffix)
         plan.append((src, dst))
     targets = [dst for _, dst in plan]
@@ -235,6 +255,66 @@ def _plan_outputs(
     if any(src.resolve() == dst.resolve() for src, dst in plan if dst.exists()):
         raise InputError("an output file would overwrite its input; choose another -o")
     return plan
+
+
+def upscale_video(
+    upsampler: Any, src: Path, dst: Path, *, progress: bool = True
+) -> tuple[int, int, int]:
+    """Upscale every frame of the video ``src`` into ``dst``; returns ``(frames, width,
+    height)`` of the result.
+
+    Frames are read with ``cv2.VideoCapture`` (BGR), upscaled in RGB and written with
+    ``cv2.VideoWriter`` at the source frame rate, with a codec chosen by ``dst``'s suffix
+    (mp4v for .mp4/.m4v/.mov, MJPG for .avi, XVID for .mkv, VP8 for .webm). The video is
+    written to a temporary file beside ``dst`` and renamed on success, so a failure never
+    leaves a partial ``dst``. Audio is not copied.
+    """
+    import cv2
+    from tqdm import tqdm
+
+    capture = cv2.VideoCapture(str(src))
+    if not capture.isOpened():
+        raise InputError(f"OpenCV cannot open the video {str(src)!r}; check the file and codec")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    fps = fps if fps and fps > 0 and fps == fps else 25.0
+    total = int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) or None
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(f".{dst.stem}.{os.getpid()}.{id(capture):x}.tmp{dst.suffix}")
+    writer = None
+    frames = 0
+    size = (0, 0)
+    bar = tqdm(total=total, unit="frame", desc=src.name, disable=not progress, file=sys.stderr)
+    try:
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            out = cv2.cvtColor(upsampler(rgb), cv2.COLOR_RGB2BGR)
+            if writer is None:
+                size = (out.shape[1], out.shape[0])
+                fourcc = _FOURCC.get(dst.suffix.lower(), _FOURCC_DEFAULT)
+                writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*fourcc), fps, size)
+                if not writer.isOpened():
+                    raise InputError(
+                        f"OpenCV cannot write {dst.suffix} video with codec {fourcc} here; "
+                        "choose another output suffix (.avi with MJPG works in most builds)"
+                    )
+            writer.write(out)
+            frames += 1
+            bar.update(1)
+        if writer is None:
+            raise InputError(f"the video {str(src)!r} holds no frame OpenCV can decode")
+        writer.release()
+        writer = None
+        os.replace(tmp, dst)
+    finally:
+        bar.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+        tmp.unlink(missing_ok=True)
+    return frames, size[0], size[1]
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
@@ -253,6 +333,10 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     bar = tqdm(plan, unit="img", disable=args.no_progress or len(plan) < 2, file=sys.stderr)
     for src, dst in bar:
         bar.set_postfix_str(src.name)
+        if is_video_file(src):
+            frames, w, h = upscale_video(upsampler, src, dst, progress=not args.no_progress)
+            print(f"{src} -> {dst} ({frames} frames, {w}x{h}, {upsampler.name} x{upsampler.scale})")
+            continue
         result = upsampler(read_image(src))
         write_image(dst, result)
         if len(plan) == 1 or args.no_progress:
@@ -327,11 +411,12 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
 
     p = subparsers.add_parser(
         "upscale",
-        help="upscale image files, folders or globs",
-        description="Upscale images. Without INPUT, the built-in sample image is used.",
+        help="upscale image or video files, folders or globs",
+        description="Upscale images and videos (.mp4, .avi, .mov, .mkv, .webm: frame by "
+        "frame, audio dropped). Without INPUT, the built-in sample image is used.",
     )
     p.add_argument("model")
-    p.add_argument("inputs", nargs="*", metavar="INPUT", help="files, folders or globs")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help="image/video files, folders or globs")
     p.add_argument(
         "-o",
         "--output",

@@ -5,14 +5,20 @@ Every HR image is read once, mod-cropped to the scale and shrunk with MATLAB bic
 random crop of the pair, flipped and rotated by multiples of 90 degrees alike. What sample
 ``v`` holds depends only on the seed and ``v``, so training is reproducible, resumable and
 shardable: :class:`PatchStream` hands each process its share of one global, seeded sequence.
+
+With a ``degradation`` (recipe key ``data.degradation``: a preset such as ``"real"`` or a
+list of op tables, see :func:`srplug.adapters.kornia.build_degradation`), the LR patch is
+made from the HR patch by that random blur / shrink / noise / JPEG chain instead, seeded by
+``(seed, v)`` as well.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,8 +44,9 @@ __all__ = [
 BENCHMARK_NAMES = frozenset(
     {"set5", "set14", "b100", "bsd100", "urban100", "manga109", "div2k_valid", "general100"}
 )
-_PERMUTATION_TAG = 0  # keeps the epoch-order and crop random streams apart
+_PERMUTATION_TAG = 0  # keeps the epoch-order, crop and degradation random streams apart
 _CROP_TAG = 1
+_DEGRADE_TAG = 2
 
 
 def list_images(folder: Path) -> list[Path]:
@@ -98,6 +105,10 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         flip, rot90: augment with left-right flips / quarter turns (8 variants with both).
         hr_scales: also use each HR image shrunk by these factors (MATLAB bicubic, uint8).
         seed: seeds every random choice.
+        degradation: make LR from the augmented HR patch with this instead of MATLAB
+            bicubic (``None`` / ``"none"``): a preset name or op tables (needs Kornia; see
+            the module doc), or a callable ``(hr (1, 3, p, p) float in [0, 1],
+            generator=torch.Generator) -> lr (1, 3, p/s, p/s)``.
     """
 
     def __init__(
@@ -112,6 +123,7 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         hr_scales: Sequence[float] = (1.0,),
         seed: int = 0,
         progress: bool = False,
+        degradation: str | Sequence[Mapping[str, Any]] | Callable[..., Any] | None = None,
     ) -> None:
         if patch_size % scale:
             raise InputError(f"patch_size {patch_size} is not a multiple of the scale {scale}")
@@ -124,6 +136,13 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         self.flip = flip
         self.rot90 = rot90
         self.seed = seed
+        if degradation == "none":
+            degradation = None
+        if isinstance(degradation, (str, list, tuple)):
+            from srplug.adapters.kornia import build_degradation
+
+            degradation = build_degradation(degradation, scale)
+        self.degradation = degradation
         files = [f for folder in folders for f in list_images(Path(folder))]
         if not files:
             raise DatasetError(f"no training images found in {', '.join(map(str, folders))}")
@@ -182,7 +201,16 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def __getitem__(self, v: int) -> tuple[torch.Tensor, torch.Tensor]:
         lr, hr = self.patch_pair(self.params(int(v)))
-        return self._to_tensor(lr), self._to_tensor(hr)
+        if self.degradation is None:
+            return self._to_tensor(lr), self._to_tensor(hr)
+        hr_rgb = torch.from_numpy(hr).permute(2, 0, 1).float().div_(255.0)
+        seed = int(np.random.default_rng([self.seed, _DEGRADE_TAG, int(v)]).integers(2**62))
+        with torch.no_grad():
+            lr_rgb = self.degradation(hr_rgb[None], generator=torch.Generator().manual_seed(seed))
+        lr_rgb = lr_rgb[0].float().clamp(0.0, 1.0)
+        if self.channels == "y":
+            return rgb_to_y(lr_rgb), rgb_to_y(hr_rgb)
+        return lr_rgb.contiguous(), hr_rgb.contiguous()
 
 
 class PatchStream(Sampler[int]):

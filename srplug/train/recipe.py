@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from srplug.errors import InputError
+from srplug.errors import InputError, SrplugError
 
 __all__ = [
     "CheckpointSection",
@@ -83,6 +83,11 @@ class DataSection:
     """Each HR image is also used shrunk by these factors (MATLAB bicubic), e.g. 0.9, 0.8."""
     workers: int = 0
     """DataLoader worker processes per training process."""
+    degradation: str | tuple[dict[str, Any], ...] | None = None
+    """``"none"`` (same as unset): LR by exact MATLAB bicubic. Otherwise LR by a random
+    degradation (needs Kornia): a preset (``"bicubic"``, ``"blur"``, ``"noise"``,
+    ``"jpeg"``, ``"real"``) or a list of op tables (``{op = "blur", sigma = [0.2, 2.0]}``,
+    ``{op = "downscale"}`` ...); see :func:`srplug.adapters.kornia.build_degradation`."""
 
     def __post_init__(self) -> None:
         _require(len(self.train) > 0, "data.train", "needs at least one HR folder")
@@ -256,6 +261,8 @@ class Recipe:
             "schedule.milestones",
             f"must be below schedule.steps ({self.schedule.steps})",
         )
+        if self.data.degradation not in (None, "none"):
+            _check_degradation(self.data.degradation, self.model.scale)
 
     @property
     def final_sets(self) -> tuple[str, ...]:
@@ -278,6 +285,16 @@ class Recipe:
     def from_dict(cls, raw: Mapping[str, Any]) -> Recipe:
         """Check and convert a mapping (e.g. a parsed TOML file) into a :class:`Recipe`."""
         return _build(cls, raw, "")
+
+
+def _check_degradation(spec: Any, scale: int) -> None:
+    """Build ``data.degradation`` once to report a bad value against its key."""
+    try:
+        from srplug.adapters.kornia import build_degradation
+
+        build_degradation(spec, scale)
+    except SrplugError as exc:  # InputError, or Kornia missing
+        _fail("data.degradation", str(exc))
 
 
 def _plain(value: Any) -> Any:

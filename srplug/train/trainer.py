@@ -360,6 +360,7 @@ class DefaultTrainer:
             hr_scales=recipe.data.hr_scales,
             seed=recipe.seed,
             progress=self.progress and ctx.is_main,
+            degradation=recipe.data.degradation,
         )
         return val_sets, final_sets, folders, data
 

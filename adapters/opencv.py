@@ -1,0 +1,1009 @@
+"""A drop-in for OpenCV's ``cv2.dnn_superres``, running the networks with torch.
+
+Existing OpenCV code works after changing one import line::
+
+    # from cv2 import dnn_superres
+    from srplug.adapters.opencv import dnn_superres
+
+    sr = dnn_superres.DnnSuperResImpl_create()
+    sr.readModel("ESPCN_x2.pb")
+    sr.setModel("espcn", 2)
+    result = sr.upsample(img)  # BGR uint8 (H, W, 3) in, (2H, 2W, 3) out
+
+(``from srplug.adapters import opencv as dnn_superres`` works as well.)
+
+What ``readModel`` takes:
+
+- OpenCV dnn_superres's own frozen TensorFlow graphs: ``ESPCN_x{2,3,4}.pb``,
+  ``FSRCNN_x*.pb``, ``FSRCNN-small_x*.pb`` (srplug's ``espcn`` / ``fsrcnn`` /
+  ``fsrcnn-small`` models load them exactly) and ``LapSRN_x{2,4,8}.pb`` (built here as
+  :class:`LapSRN`). The family and the scale are read from the graph. OpenCV 5's own dnn
+  engine cannot run these files; srplug can.
+- srplug weight files (safetensors or torch files): ``setModel(name, scale)`` then names the
+  srplug model (OpenCV's ``"espcn"``, ``"fsrcnn"``, ``"edsr"`` or any registered name).
+- A registered srplug model name (``readModel("bicubic")``): built with its default weights.
+
+Two pre/post-processing pipelines (``pipeline=`` of :class:`DnnSuperResImpl`):
+
+- ``"opencv"`` (the default for OpenCV's ``.pb`` graphs) reproduces dnn_superres 4.x exactly:
+  ``cvtColor(BGR2YCrCb)`` (full range), Y / 255 in float32 through the network, the output
+  times 255 rounded and saturated to uint8, Cr / Cb enlarged with ``cv2.resize``
+  (``INTER_LINEAR``) on the float planes, then ``cvtColor(YCrCb2BGR)``. Outputs match
+  OpenCV 4.x within one grey level (``benchmarks/opencv_parity.py`` measures it).
+- ``"srplug"`` (the default for srplug models) is srplug's own: BT.601 studio-range Y with
+  MATLAB-bicubic chroma for Y networks, RGB for RGB networks, alpha kept; the conventions
+  srplug's models are trained with.
+
+Devices: ``setPreferableTarget`` maps OpenCV's targets to torch devices
+(:data:`TARGET_DEVICES`). A CUDA / OpenCL target on a machine where torch sees no GPU falls
+back to the CPU with a ``RuntimeWarning``, as OpenCV itself falls back when its CUDA backend
+is missing. The FP16 targets run float16 on the GPU; ``DNN_TARGET_CPU_FP16`` runs float32.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import sys
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import srplug
+from srplug.errors import InputError, UnknownModelError, WeightsError
+from srplug.upsampler import ModuleUpsampler, TensorUpsampler
+
+__all__ = [
+    "DNN_BACKEND_CUDA",
+    "DNN_BACKEND_DEFAULT",
+    "DNN_BACKEND_OPENCV",
+    "DNN_TARGET_CPU",
+    "DNN_TARGET_CPU_FP16",
+    "DNN_TARGET_CUDA",
+    "DNN_TARGET_CUDA_FP16",
+    "DNN_TARGET_OPENCL",
+    "DNN_TARGET_OPENCL_FP16",
+    "OPENCV_ALGORITHMS",
+    "TARGET_DEVICES",
+    "DnnSuperResImpl",
+    "DnnSuperResImpl_create",
+    "LapSRN",
+    "deconv_to_subpixel",
+    "dnn_superres",
+    "inference_module",
+    "opencv_preprocess",
+    "opencv_reconstruct",
+    "read_opencv_graph",
+]
+
+Pipeline = Literal["auto", "opencv", "srplug"]
+
+# cv2.dnn.Backend / cv2.dnn.Target values (identical in OpenCV 4.x and 5.x).
+DNN_BACKEND_DEFAULT = 0
+DNN_BACKEND_HALIDE = 1
+DNN_BACKEND_INFERENCE_ENGINE = 2
+DNN_BACKEND_OPENCV = 3
+DNN_BACKEND_VKCOM = 4
+DNN_BACKEND_CUDA = 5
+DNN_BACKEND_WEBNN = 6
+DNN_BACKEND_TIMVX = 7
+DNN_BACKEND_CANN = 8
+DNN_TARGET_CPU = 0
+DNN_TARGET_OPENCL = 1
+DNN_TARGET_OPENCL_FP16 = 2
+DNN_TARGET_MYRIAD = 3
+DNN_TARGET_VULKAN = 4
+DNN_TARGET_FPGA = 5
+DNN_TARGET_CUDA = 6
+DNN_TARGET_CUDA_FP16 = 7
+DNN_TARGET_HDDL = 8
+DNN_TARGET_NPU = 9
+DNN_TARGET_CPU_FP16 = 10
+
+_BACKENDS = frozenset(range(0, 9))
+
+TARGET_DEVICES: dict[int, tuple[str, torch.dtype]] = {
+    DNN_TARGET_CPU: ("cpu", torch.float32),
+    DNN_TARGET_CPU_FP16: ("cpu", torch.float32),
+    DNN_TARGET_OPENCL: ("gpu", torch.float32),
+    DNN_TARGET_OPENCL_FP16: ("gpu", torch.float16),
+    DNN_TARGET_CUDA: ("cuda", torch.float32),
+    DNN_TARGET_CUDA_FP16: ("cuda", torch.float16),
+}
+"""OpenCV target -> (torch device kind, dtype). ``"gpu"`` is CUDA, else Apple MPS. Other
+targets (MYRIAD, VULKAN, FPGA, HDDL, NPU) run on the CPU with a warning."""
+
+OPENCV_ALGORITHMS = ("espcn", "fsrcnn", "lapsrn", "edsr")
+"""The algorithm names OpenCV's ``setModel`` knows."""
+
+# OpenCV algorithm name -> srplug model names it may stand for.
+_ALGO_MODELS: dict[str, tuple[str, ...]] = {
+    "espcn": ("espcn",),
+    "fsrcnn": ("fsrcnn", "fsrcnn-small"),
+    "lapsrn": ("lapsrn",),
+    "edsr": ("edsr",),
+}
+
+
+# ------------------------------------------------------------------------------- the pipelines
+
+
+def opencv_preprocess(img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """OpenCV dnn_superres's ``preprocess_YCrCb`` and Y split.
+
+    Args:
+        img: ``(H, W, 3)`` BGR or ``(H, W)`` / ``(H, W, 1)`` gray; uint8 (0..255) or float32
+            (OpenCV's 0..255 convention).
+
+    Returns:
+        ``(y, planes)``: ``y`` the network input, float32 ``(H, W)`` in [0, 1] (full-range
+        luma of ``cv2.COLOR_BGR2YCrCb`` / 255 for colour, the gray value / 255 for gray), and
+        ``planes`` the float32 ``(H, W, 3)`` Y, Cr, Cb planes / 255 for colour input (``None``
+        for gray), which :func:`opencv_reconstruct` needs.
+    """
+    img = _check_opencv_image(img)
+    inv = np.float32(1.0 / 255.0)
+    if img.ndim == 2:
+        return img.astype(np.float32) * inv, None
+    if img.dtype == np.uint8:
+        planes = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb).astype(np.float32) * inv
+    else:
+        planes = cv2.cvtColor(img * inv, cv2.COLOR_BGR2YCrCb)
+    return np.ascontiguousarray(planes[:, :, 0]), planes
+
+
+def opencv_reconstruct(y: np.ndarray, planes: np.ndarray | None, scale: int) -> np.ndarray:
+    """OpenCV dnn_superres's ``reconstruct_YCrCb``.
+
+    Args:
+        y: float32 ``(H*s, W*s)`` network output (in [0, 1] up to the network's overshoot).
+        planes: the ``planes`` of :func:`opencv_preprocess` (``None`` for gray input).
+        scale: the factor ``s`` the chroma planes are enlarged by.
+
+    Returns:
+        uint8 ``(H*s, W*s, 3)`` BGR (``(H*s, W*s)`` for gray): ``y * 255`` and the bilinear
+        (``cv2.INTER_LINEAR``) Cr, Cb planes * 255, rounded half to even and saturated as
+        OpenCV's ``convertTo(CV_8U, 255)``, then ``cv2.COLOR_YCrCb2BGR``.
+    """
+    y = np.asarray(y, dtype=np.float32)
+    if planes is None:
+        return _to_uint8(y)
+    cr = cv2.resize(planes[:, :, 1], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    cb = cv2.resize(planes[:, :, 2], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    if cr.shape != y.shape:
+        raise InputError(
+            f"the network gave a {y.shape[1]}x{y.shape[0]} luma plane but the chroma planes "
+            f"enlarged x{scale} are {cr.shape[1]}x{cr.shape[0]}: the scale passed to setModel "
+            "does not match the model"
+        )
+    merged = _to_uint8(np.stack([y, cr, cb], axis=-1))
+    return cv2.cvtColor(merged, cv2.COLOR_YCrCb2BGR)
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """OpenCV's ``convertTo(CV_8U, 255.0)`` of float32 ``x``: ``x * 255`` in float32, rounded
+    half to even, saturated to [0, 255]."""
+    scaled = x * np.float32(255.0)
+    np.rint(scaled, out=scaled)
+    np.clip(scaled, 0, 255, out=scaled)
+    return scaled.astype(np.uint8)
+
+
+def _check_opencv_image(img: Any) -> np.ndarray:
+    """The image as OpenCV dnn_superres accepts it: uint8 / float32, gray or BGR."""
+    if not isinstance(img, np.ndarray):
+        raise InputError(
+            f"upsample expects a numpy image as cv2.imread returns it, got {type(img).__name__}"
+        )
+    if img.ndim == 3 and img.shape[2] == 1:
+        img = img[:, :, 0]
+    if img.dtype not in (np.uint8, np.float32):
+        raise InputError(
+            f"OpenCV's pipeline takes uint8 or float32 (0..255) images, got {img.dtype}; "
+            "convert with img.astype(np.float32) or use pipeline='srplug'"
+        )
+    if img.ndim == 3 and img.shape[2] == 4:
+        raise InputError(
+            "OpenCV's pipeline takes gray or BGR images, not BGRA; drop the alpha with "
+            "cv2.cvtColor(img, cv2.COLOR_BGRA2BGR) or use pipeline='srplug', which keeps it"
+        )
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] != 3):
+        raise InputError(f"expected an (H, W) gray or (H, W, 3) BGR image, got shape {img.shape}")
+    if img.size == 0:
+        raise InputError(f"cannot upsample an empty image of shape {img.shape}")
+    return img
+
+
+# ------------------------------------------------------------------------- faster inference
+
+
+class _SubPixelConv(nn.Module):
+    """``pad -> conv2d -> pixel_shuffle``: a transposed convolution in sub-pixel form."""
+
+    def __init__(
+        self, weight: torch.Tensor, bias: torch.Tensor | None, pads: tuple[int, ...], scale: int
+    ) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(weight, requires_grad=False)
+        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
+        self.pads = pads
+        self.scale = scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, h, w)`` -> ``(N, C_out, h*s, w*s)``."""
+        if any(self.pads):
+            x = F.pad(x, self.pads)
+        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), self.scale)
+
+    def extra_repr(self) -> str:
+        return f"kernel={tuple(self.weight.shape[-2:])}, pads={self.pads}, scale={self.scale}"
+
+
+def _subpixel_taps(k: int, s: int, p: int) -> tuple[int, int]:
+    """``(q_lo, q_hi)``: the input offsets ``q`` (output ``s*i + a`` reads input ``i - q``
+    through tap ``a + p + s*q``) that some sub-pixel ``a`` uses, for kernel ``k``."""
+    lo = min(math.ceil((-a - p) / s) for a in range(s))
+    hi = max(math.floor((k - 1 - a - p) / s) for a in range(s))
+    return lo, hi
+
+
+def deconv_to_subpixel(deconv: nn.ConvTranspose2d) -> nn.Module | None:
+    """An exact sub-pixel equivalent (``conv2d`` + ``pixel_shuffle``) of ``deconv``.
+
+    A transposed convolution with stride ``s`` whose output is exactly ``s`` times its input
+    (``k + output_padding - 2 * padding == s``) computes output pixel ``s*i + a`` as
+    ``sum_q w[a + p + s*q] x[i - q]``: one ordinary convolution per sub-pixel ``a``. They
+    become one convolution to ``C_out * s * s`` channels and a pixel shuffle, with taps that
+    are zero for every sub-pixel cropped away (FSRCNN loaded from OpenCV's graphs shrinks
+    from a 9x9 transposed convolution to a 1x1 convolution). Same results up to float
+    rounding, several times faster on CPU.
+
+    Returns ``None`` when ``deconv`` does not have that form (groups, dilation, unequal
+    strides, another output size).
+    """
+    s_h, s_w = deconv.stride
+    if (
+        s_h != s_w
+        or s_h < 2
+        or deconv.groups != 1
+        or tuple(deconv.dilation) != (1, 1)
+        or not isinstance(deconv.padding, tuple)
+    ):
+        return None
+    s = s_h
+    k_h, k_w = deconv.kernel_size
+    p_h, p_w = deconv.padding
+    op_h, op_w = deconv.output_padding
+    if k_h + op_h - 2 * p_h != s or k_w + op_w - 2 * p_w != s:
+        return None
+    w = deconv.weight.detach()  # (C_in, C_out, kH, kW)
+    c_in, c_out = w.shape[:2]
+    (lo_h, hi_h), (lo_w, hi_w) = _subpixel_taps(k_h, s, p_h), _subpixel_taps(k_w, s, p_w)
+    size_h, size_w = hi_h - lo_h + 1, hi_w - lo_w + 1
+    # tap r of the new kernel reads input i - (hi - r): output s*i + a takes w[a + p + s*(hi - r)]
+    weight = torch.zeros(c_out, s, s, c_in, size_h, size_w, dtype=w.dtype, device=w.device)
+    for a_h in range(s):
+        for r_h in range(size_h):
+            t_h = a_h + p_h + s * (hi_h - r_h)
+            if not 0 <= t_h < k_h:
+                continue
+            for a_w in range(s):
+                for r_w in range(size_w):
+                    t_w = a_w + p_w + s * (hi_w - r_w)
+                    if 0 <= t_w < k_w:
+                        weight[:, a_h, a_w, :, r_h, r_w] = w[:, :, t_h, t_w].T
+    weight = weight.reshape(c_out * s * s, c_in, size_h, size_w)
+    # crop the taps that are zero for every output channel
+    used_h = weight.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
+    used_w = weight.abs().sum(dim=(0, 1, 2)).nonzero().flatten()
+    r0, r1 = (int(used_h[0]), int(used_h[-1])) if used_h.numel() else (hi_h, hi_h)
+    c0, c1 = (int(used_w[0]), int(used_w[-1])) if used_w.numel() else (hi_w, hi_w)
+    weight = weight[:, :, r0 : r1 + 1, c0 : c1 + 1].contiguous()
+    # kept tap r reads x[i - hi + r]: pad hi - r0 before and r1 - hi after (negative: crop)
+    pads = (hi_w - c0, c1 - hi_w, hi_h - r0, r1 - hi_h)
+    bias = None
+    if deconv.bias is not None:
+        bias = deconv.bias.detach().repeat_interleave(s * s)
+    return _SubPixelConv(weight, bias, pads, s)
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    return x.ndim == 4 and x.is_contiguous(memory_format=torch.channels_last)
+
+
+class _PointwiseConv(nn.Module):
+    """A 1x1 convolution as a matrix product over the channels of an NHWC tensor."""
+
+    def __init__(self, conv: nn.Conv2d) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(conv.weight.detach().flatten(1), requires_grad=False)
+        self.bias = None if conv.bias is None else nn.Parameter(conv.bias.detach(), False)
+        self.conv_weight = conv.weight.detach()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, C_in, H, W)`` -> ``(N, C_out, H, W)`` (channels_last in, channels_last out)."""
+        if not _is_channels_last(x):
+            return F.conv2d(x, self.conv_weight, self.bias)
+        return F.linear(x.permute(0, 2, 3, 1), self.weight, self.bias).permute(0, 3, 1, 2)
+
+
+class _ChannelsLastPReLU(nn.Module):
+    """``PReLU`` computed on the ``(N*H*W, C)`` view of a channels_last tensor, where torch's
+    per-channel kernel is several times faster than on the 4-d strided tensor."""
+
+    def __init__(self, prelu: nn.PReLU) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(prelu.weight.detach(), requires_grad=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Same shape and memory format as ``x``."""
+        if not _is_channels_last(x) or self.weight.numel() == 1:
+            return F.prelu(x, self.weight)
+        n, c, h, w = x.shape
+        flat = x.permute(0, 2, 3, 1).reshape(n * h * w, c)
+        return F.prelu(flat, self.weight).view(n, h, w, c).permute(0, 3, 1, 2)
+
+
+def _rewrite(child: nn.Module) -> nn.Module | None:
+    """A faster, equivalent module for ``child``, or ``None`` to keep it."""
+    if isinstance(child, nn.ConvTranspose2d):
+        return deconv_to_subpixel(child)
+    if isinstance(child, nn.ReLU):
+        child.inplace = True  # the convolution output it overwrites is used nowhere else
+        return None
+    if isinstance(child, nn.PReLU):
+        return _ChannelsLastPReLU(child)
+    if (
+        type(child) is nn.Conv2d
+        and child.kernel_size == (1, 1)
+        and child.stride == (1, 1)
+        and child.padding in ((0, 0), "valid")
+        and child.dilation == (1, 1)
+        and child.groups == 1
+    ):
+        return _PointwiseConv(child)
+    return None
+
+
+def inference_module(module: nn.Module) -> nn.Module:
+    """A frozen, eval-mode copy of ``module`` for inference, faster on CPU and equal up to
+    float rounding; ``module`` itself is not changed.
+
+    Rewrites: transposed convolutions to sub-pixel convolutions (:func:`deconv_to_subpixel`),
+    1x1 convolutions to matrix products over channels, ``PReLU`` on channels_last tensors via
+    a 2-d view, ``ReLU`` in place. Run it under ``torch.inference_mode()`` (in-place ReLU would
+    break autograd).
+    """
+    fast = copy.deepcopy(module).eval()
+    for parent in list(fast.modules()):
+        for name, child in list(parent.named_children()):
+            replacement = _rewrite(child)
+            if replacement is not None:
+                setattr(parent, name, replacement)
+    for param in fast.parameters():
+        param.requires_grad_(False)
+    return fast
+
+
+# ------------------------------------------------------------------------------------- LapSRN
+
+
+def _numbered(base: str, index: int) -> str:
+    """TensorFlow's unique node names: ``base``, ``base_1``, ``base_2`` ..."""
+    return base if index == 0 else f"{base}_{index}"
+
+
+def _same_pad(k: int) -> tuple[int, int]:
+    """TensorFlow ``SAME`` padding (before, after) of a stride-1 kernel of size ``k``."""
+    return (k - 1) // 2, k // 2
+
+
+class LapSRN(nn.Module):
+    """LapSRN as in OpenCV dnn_superres's ``LapSRN_x{2,4,8}.pb`` (fannymonori/TF-LapSRN).
+
+    Each of ``levels`` pyramid levels doubles the size. Level ``l`` runs a feature branch
+    (a 3x3 conv from 1 to ``features`` channels, then ``depth - 1`` 3x3 convs, each followed
+    by LeakyReLU(``slope``)) on the previous level's residual (the LR image at level 0), a
+    4x4 conv to 4 channels + depth-to-space + LeakyReLU giving the residual, and an image
+    branch (4x4 conv 1 -> 4 + depth-to-space) on the previous output; the level's output is
+    LeakyReLU(image + residual). Convolutions use TensorFlow ``SAME`` zero padding (the 4x4
+    ones pad 1 before and 2 after).
+
+    ``forward`` maps a luma ``(N, 1, h, w)`` float in [0, 1] (OpenCV: full-range Y / 255) to
+    ``(N, 1, h*2**levels, w*2**levels)``; :meth:`pyramid` returns every level's output.
+    """
+
+    def __init__(self, levels: int, features: int = 64, depth: int = 10, slope: float = 0.2):
+        super().__init__()
+        if levels < 1 or depth < 1 or features < 1:
+            raise InputError("LapSRN needs levels, features and depth >= 1")
+        self.levels = levels
+        self.scale = 2**levels
+        self.slope = float(slope)
+        self.features = nn.ModuleList()
+        self.residual = nn.ModuleList()
+        self.image = nn.ModuleList()
+        for _ in range(levels):
+            convs = [nn.Conv2d(1, features, 3)]
+            convs += [nn.Conv2d(features, features, 3) for _ in range(depth - 1)]
+            self.features.append(nn.ModuleList(convs))
+            self.residual.append(nn.Conv2d(features, 4, 4, bias=False))
+            self.image.append(nn.Conv2d(1, 4, 4, bias=False))
+
+    def _conv(self, conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        assert isinstance(conv, nn.Conv2d)
+        kh, kw = conv.kernel_size
+        (t, b), (left, r) = _same_pad(kh), _same_pad(kw)
+        if (t, b, left, r) == (1, 1, 1, 1):
+            return F.conv2d(x, conv.weight, conv.bias, padding=1)
+        return conv(F.pad(x, (left, r, t, b)))
+
+    def _act(self, x: torch.Tensor) -> torch.Tensor:
+        # in place: x is always a fresh result, and autograd supports an in-place
+        # LeakyReLU with a positive slope
+        return F.leaky_relu(x, self.slope, inplace=self.slope > 0)
+
+    def pyramid(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Outputs ``[x2, x4, ...]`` of every level for ``(N, 1, h, w)`` input."""
+        outputs = []
+        feat_in, image = x, x
+        for feats, res_conv, img_conv in zip(self.features, self.residual, self.image, strict=True):
+            f = feat_in
+            for conv in feats:
+                f = self._act(self._conv(conv, f))
+            residual = self._act(F.pixel_shuffle(self._conv(res_conv, f), 2))
+            up = F.pixel_shuffle(self._conv(img_conv, image), 2)
+            image = self._act(up.add_(residual))
+            outputs.append(image)
+            feat_in = residual
+        return outputs
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, h, w)`` -> ``(N, 1, h * scale, w * scale)``."""
+        return self.pyramid(x)[-1]
+
+    def extra_repr(self) -> str:
+        return f"levels={self.levels}, scale={self.scale}, slope={self.slope}"
+
+    @classmethod
+    def from_graph(cls, path: str | os.PathLike[str]) -> LapSRN:
+        """Build and load the network of OpenCV's ``LapSRN_x*.pb`` at ``path``.
+
+        Raises :class:`~srplug.errors.WeightsError` when the graph is not such a LapSRN.
+        """
+        from srplug.formats.tensorflow_pb import read_graph
+
+        nodes = read_graph(path)
+        const = {
+            n.name: n.attrs["value"]
+            for n in nodes
+            if n.op == "Const" and isinstance(n.attrs.get("value"), np.ndarray)
+        }
+        levels = sum(1 for n in nodes if n.op == "DepthToSpace") // 2
+        slopes = {float(v) for k, v in const.items() if k.startswith("mul_") and v.size == 1}
+        slopes.discard(-1.0)
+        if levels < 1 or len(slopes) != 1:
+            raise WeightsError(
+                f"{path}: not an OpenCV dnn_superres LapSRN graph ({levels} pyramid levels, "
+                f"LeakyReLU slopes {sorted(slopes)})"
+            )
+        depth = 1 + sum(1 for k in const if k.startswith("Variable")) // levels
+        first = const.get("0_0f")
+        if first is None or first.ndim != 4:
+            raise WeightsError(f"{path}: LapSRN graph without its first kernel 0_0f")
+        net = cls(levels, features=int(first.shape[-1]), depth=depth, slope=slopes.pop())
+        state: dict[str, torch.Tensor] = {}
+
+        def kernel(name: str) -> torch.Tensor:
+            if name not in const:
+                raise WeightsError(f"{path}: LapSRN graph without constant {name!r}")
+            return torch.from_numpy(np.array(const[name], dtype=np.float32)).permute(3, 2, 0, 1)
+
+        features = int(first.shape[-1])
+        for level in range(levels):
+            for i in range(depth):
+                index = level * (depth - 1) + i - 1  # Variable, Variable_1 ... across levels
+                name = f"0_{level}f" if i == 0 else _numbered("Variable", index)
+                bias = const.get(f"{i}_{level}bias")
+                if bias is None:
+                    raise WeightsError(f"{path}: LapSRN graph without constant '{i}_{level}bias'")
+                state[f"features.{level}.{i}.weight"] = kernel(name)
+                flat = np.array(bias, dtype=np.float32).reshape(-1)
+                state[f"features.{level}.{i}.bias"] = torch.from_numpy(
+                    np.broadcast_to(flat, (features,)).copy()
+                )
+            deconv = "reconstruction_2_deconv_f"
+            state[f"residual.{level}.weight"] = kernel(_numbered(deconv, 2 * level))
+            state[f"image.{level}.weight"] = kernel(_numbered(deconv, 2 * level + 1))
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise WeightsError(
+                f"{path}: LapSRN graph tensors do not fit: {str(exc).splitlines()[0]}"
+            ) from exc
+        return net
+
+
+# ------------------------------------------------------------------------------ .pb graphs
+
+
+@dataclass(frozen=True)
+class GraphInfo:
+    """What :func:`read_opencv_graph` found in an OpenCV dnn_superres ``.pb`` file."""
+
+    family: Literal["espcn", "fsrcnn", "fsrcnn-small", "lapsrn"]
+    """srplug model name (``"lapsrn"``: built by this module)."""
+    algorithm: str
+    """OpenCV's ``setModel`` name for it (``"fsrcnn"`` for FSRCNN-small too)."""
+    scale: int
+    outputs: tuple[tuple[str, int], ...] = ()
+    """LapSRN's output nodes and their scales (``("NCHW_output_2x", 2)`` ...)."""
+
+
+def read_opencv_graph(path: str | os.PathLike[str]) -> GraphInfo:
+    """Which of OpenCV dnn_superres's networks the frozen graph at ``path`` holds.
+
+    Raises :class:`~srplug.errors.WeightsError` for other graphs (EDSR's among them).
+    """
+    from srplug.formats.tensorflow_pb import read_graph
+
+    nodes = read_graph(path)
+    ops = Counter(n.op for n in nodes)
+    d2s = [n for n in nodes if n.op == "DepthToSpace"]
+    const = {n.name: n.attrs.get("value") for n in nodes if n.op == "Const"}
+    if ops["Abs"] and len(d2s) == 1:
+        f1, f2 = const.get("f1"), const.get("f2")
+        n_conv = ops["Conv2D"]
+        small = (
+            isinstance(f1, np.ndarray)
+            and isinstance(f2, np.ndarray)
+            and (f1.shape[-1], f2.shape[-1], n_conv - 4) == (32, 5, 1)
+        )
+        scale = int(d2s[0].attrs.get("block_size", 0))
+        return GraphInfo("fsrcnn-small" if small else "fsrcnn", "fsrcnn", scale)
+    if ops["Tanh"] and len(d2s) == 1:
+        return GraphInfo("espcn", "espcn", int(d2s[0].attrs.get("block_size", 0)))
+    if len(d2s) >= 2 and len(d2s) % 2 == 0 and not ops["Tanh"] and not ops["Abs"]:
+        levels = len(d2s) // 2
+        outputs = []  # NCHW_output_<k>x is x<k>; NCHW_output is the last level
+        for n in nodes:
+            tail = n.name.rsplit("_", 1)[-1]
+            if n.op == "Transpose" and tail.endswith("x") and tail[:-1].isdigit():
+                outputs.append((n.name, int(tail[:-1])))
+            elif n.op == "Transpose":
+                outputs.append((n.name, 2**levels))
+        return GraphInfo("lapsrn", "lapsrn", 2**levels, tuple(outputs))
+    raise WeightsError(
+        f"{path} is not one of OpenCV dnn_superres's ESPCN, FSRCNN or LapSRN graphs (EDSR "
+        "graphs are not supported: use a srplug model, e.g. readModel('edsr') when installed)"
+    )
+
+
+# ---------------------------------------------------------------------------- the drop-in
+
+
+def _same_model(a: str, b: str) -> bool:
+    """Whether names ``a`` and ``b`` (or aliases) are the same registered model."""
+    try:
+        return srplug.info(a).name == srplug.info(b).name
+    except UnknownModelError:
+        return False
+
+
+def _resolve_target(target: int) -> tuple[torch.device, torch.dtype]:
+    """The torch device and dtype for an OpenCV ``DNN_TARGET_*`` value (see module doc)."""
+    if target not in TARGET_DEVICES:
+        warnings.warn(
+            f"OpenCV target {target} has no torch counterpart; running on the CPU",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return torch.device("cpu"), torch.float32
+    kind, dtype = TARGET_DEVICES[target]
+    if kind == "cpu":
+        return torch.device("cpu"), dtype
+    if torch.cuda.is_available():
+        return torch.device("cuda"), dtype
+    if kind == "gpu" and torch.backends.mps.is_available():
+        return torch.device("mps"), dtype
+    warnings.warn(
+        f"OpenCV target {target} asks for a GPU but torch sees none here; running on the CPU "
+        "in float32 (install a CUDA build of torch to use the GPU)",
+        RuntimeWarning,
+        stacklevel=3,
+    )
+    return torch.device("cpu"), torch.float32
+
+
+class DnnSuperResImpl:
+    """OpenCV's ``cv2.dnn_superres.DnnSuperResImpl`` API on srplug models.
+
+    Args:
+        algo, scale: as :meth:`setModel` (OpenCV's second constructor); may be given later.
+        pipeline: ``"opencv"`` (OpenCV's YCrCb pre/post-processing, see the module doc),
+            ``"srplug"`` (srplug's own) or ``"auto"``: ``"opencv"`` for OpenCV's ``.pb``
+            graphs, ``"srplug"`` for srplug models.
+    """
+
+    def __init__(self, algo: str = "", scale: int = 0, *, pipeline: Pipeline = "auto") -> None:
+        if pipeline not in ("auto", "opencv", "srplug"):
+            raise InputError(f"pipeline must be 'auto', 'opencv' or 'srplug', got {pipeline!r}")
+        self._pipeline: Pipeline = pipeline
+        self._algo = ""
+        self._scale = 0
+        self._source: Path | str | None = None
+        self._graph: GraphInfo | None = None
+        self._device = torch.device("cpu")
+        self._dtype = torch.float32
+        self._backend = DNN_BACKEND_DEFAULT
+        self._target = DNN_TARGET_CPU
+        self._upsampler: TensorUpsampler | None = None
+        self._net: nn.Module | None = None
+        if algo or scale:  # OpenCV's DnnSuperResImpl(algo, scale) records them only
+            self._algo, self._scale = self._checked_choice(algo, scale)
+
+    @staticmethod
+    def create() -> DnnSuperResImpl:
+        """A new, empty instance (OpenCV's ``DnnSuperResImpl.create()``)."""
+        return DnnSuperResImpl()
+
+    def __repr__(self) -> str:
+        return (
+            f"DnnSuperResImpl(algo={self._algo!r}, scale={self._scale}, "
+            f"model={self.model_name!r}, pipeline={self.pipeline!r}, device={str(self._device)!r})"
+        )
+
+    # --------------------------------------------------------------------------- OpenCV API
+
+    def readModel(self, path: str | os.PathLike[str], definition: str = "") -> None:
+        """Read a model: an OpenCV dnn_superres ``.pb`` graph, a srplug weights file, or a
+        registered srplug model name (see the module doc).
+
+        ``.pb`` graphs are read and checked at once (family and scale come from the graph);
+        weight files and names are built when :meth:`setModel` says which model and scale.
+        """
+        if definition:
+            raise InputError(
+                "readModel(weights, definition): srplug reads the frozen .pb graph alone; "
+                "call readModel(path) without a definition file"
+            )
+        if not isinstance(path, (str, os.PathLike)) or not str(path):
+            raise InputError(f"readModel needs a file path or a model name, got {path!r}")
+        file = Path(path).expanduser()
+        self._upsampler = self._net = None
+        self._graph = None
+        if file.is_file():
+            self._source = file
+            if file.suffix.lower() == ".pb":
+                self._graph = read_opencv_graph(file)
+                if self._algo:
+                    self._check_graph_choice()
+                self._build()
+            return
+        name = str(path).strip().lower()
+        try:
+            srplug.info(name)
+        except UnknownModelError as exc:
+            raise InputError(
+                f"model file {str(path)!r} does not exist and is not a registered srplug model "
+                f"name ({exc}); pass the path of a .pb / weights file or a name from `srplug list`"
+            ) from None
+        self._source = name
+
+    def setModel(self, algo: str, scale: int) -> None:
+        """Choose the algorithm and scale: OpenCV's ``"espcn"``, ``"fsrcnn"``, ``"lapsrn"``,
+        ``"edsr"``, or any registered srplug model name.
+
+        With a ``.pb`` graph read, ``algo`` must name its family and ``scale`` its scale.
+        Without :meth:`readModel`, a srplug model name is built with its default weights.
+        """
+        self._algo, self._scale = self._checked_choice(algo, scale)
+        if self._graph is not None:
+            self._check_graph_choice()
+            if self._upsampler is not None:
+                return  # the graph's network is built already
+        self._upsampler = self._net = None
+        self._build()
+
+    def upsample(self, img: np.ndarray) -> np.ndarray:
+        """Upscale ``img`` by :meth:`getScale`.
+
+        Args:
+            img: ``(H, W, 3)`` BGR or ``(H, W)`` gray, uint8 (or float32 on OpenCV's 0..255
+                scale); ``(H, W, 4)`` BGRA and uint16 only with the srplug pipeline.
+
+        Returns:
+            ``(H*s, W*s, 3)`` BGR or ``(H*s, W*s)`` gray, uint8 (OpenCV pipeline, as OpenCV
+            returns it for uint8 and float32 input) or the input's dtype (srplug pipeline).
+        """
+        up = self._require_model()
+        if self.pipeline == "srplug":
+            return self._upsample_srplug(up, img)
+        return self._upsample_opencv(img)
+
+    def upsampleMultioutput(
+        self,
+        img: np.ndarray,
+        imgs_new: list[np.ndarray] | None,
+        scale_factors: Sequence[int],
+        node_names: Sequence[str],
+    ) -> list[np.ndarray]:
+        """LapSRN's intermediate outputs: ``node_names[i]`` (``"NCHW_output_2x"``,
+        ``"NCHW_output_4x"``, ``"NCHW_output"`` ...) enlarged by ``scale_factors[i]``.
+
+        The images are appended to ``imgs_new`` (a list, as in OpenCV's C++ API; OpenCV's
+        Python binding leaves it empty) and also returned. Only LapSRN has several outputs;
+        other models raise :class:`~srplug.errors.InputError`.
+        """
+        self._require_model()
+        if len(scale_factors) != len(node_names) or not node_names:
+            raise InputError(
+                "upsampleMultioutput needs as many scale_factors as node_names, at least one"
+            )
+        if not isinstance(self._net, LapSRN) or self._graph is None:
+            raise InputError(
+                f"only LapSRN has several outputs, not {self.model_name!r}; call upsample(img)"
+            )
+        known = dict(self._graph.outputs)
+        levels = []
+        for name, factor in zip(node_names, scale_factors, strict=True):
+            if name not in known:
+                raise InputError(
+                    f"LapSRN graph has no output node {name!r}; its outputs are "
+                    + ", ".join(f"{n} (x{s})" for n, s in self._graph.outputs)
+                )
+            if int(factor) != known[name]:
+                raise InputError(
+                    f"output {name!r} is x{known[name]}, but scale factor {factor} was given"
+                )
+            levels.append(int(math.log2(known[name])) - 1)
+        y, planes = opencv_preprocess(img)
+        with torch.inference_mode():
+            x = torch.from_numpy(y)[None, None].to(self._device, self._dtype)
+            pyramid = self._net.pyramid(x)
+            outs = [pyramid[level][0, 0].float().cpu().numpy() for level in levels]
+        results = [
+            opencv_reconstruct(out, planes, int(f))
+            for out, f in zip(outs, scale_factors, strict=True)
+        ]
+        if imgs_new is not None:
+            imgs_new.extend(results)
+        return results
+
+    def getScale(self) -> int:
+        """The scale given to :meth:`setModel` (0 before)."""
+        return self._scale
+
+    def getAlgorithm(self) -> str:
+        """The algorithm name given to :meth:`setModel` (``""`` before)."""
+        return self._algo
+
+    def setPreferableBackend(self, backend_id: int) -> None:
+        """Accept an OpenCV ``DNN_BACKEND_*`` value; torch chooses its own kernels, so only
+        the target (:meth:`setPreferableTarget`) decides where the network runs."""
+        self._require_read("setting the backend")
+        if isinstance(backend_id, bool) or int(backend_id) not in _BACKENDS:
+            raise InputError(f"unknown OpenCV backend {backend_id!r}; use cv2.dnn.DNN_BACKEND_*")
+        self._backend = int(backend_id)
+
+    def setPreferableTarget(self, target_id: int) -> None:
+        """Run on the torch device for an OpenCV ``DNN_TARGET_*`` value (``TARGET_DEVICES``;
+        GPU targets fall back to the CPU with a ``RuntimeWarning`` when torch sees no GPU)."""
+        self._require_read("setting the target")
+        if isinstance(target_id, bool) or not isinstance(target_id, (int, np.integer)):
+            raise InputError(f"unknown OpenCV target {target_id!r}; use cv2.dnn.DNN_TARGET_*")
+        device, dtype = _resolve_target(int(target_id))
+        self._target = int(target_id)
+        if (device, dtype) != (self._device, self._dtype):
+            self._device, self._dtype = device, dtype
+            self._upsampler = self._net = None
+            if self._graph is not None or self._algo:
+                self._build()
+
+    # ------------------------------------------------------------------------------ extras
+
+    @property
+    def pipeline(self) -> Literal["opencv", "srplug"]:
+        """The pre/post-processing in use (``"auto"`` resolved)."""
+        if self._pipeline != "auto":
+            return self._pipeline
+        return "opencv" if self._graph is not None else "srplug"
+
+    @property
+    def device(self) -> torch.device:
+        """Where the network runs."""
+        return self._device
+
+    @property
+    def upsampler(self) -> TensorUpsampler | None:
+        """The srplug upsampler behind this object (``None`` before a model is set)."""
+        return self._upsampler
+
+    @property
+    def model_name(self) -> str | None:
+        """The srplug model name in use (``"lapsrn"`` for OpenCV's LapSRN graphs)."""
+        return None if self._upsampler is None else self._upsampler.name
+
+    # ---------------------------------------------------------------------------- internals
+
+    def _require_read(self, what: str) -> None:
+        if self._source is None and self._upsampler is None:
+            raise InputError(f"no model is read; call readModel(path) before {what}")
+
+    def _require_model(self) -> TensorUpsampler:
+        if self._upsampler is None:
+            if self._source is None:
+                raise InputError(
+                    "model not specified: call readModel(path) and setModel(algo, scale) first"
+                )
+            if self._graph is None and not self._algo:
+                raise InputError("call setModel(algo, scale) after readModel to choose the model")
+            self._build()
+        assert self._upsampler is not None
+        return self._upsampler
+
+    @staticmethod
+    def _checked_choice(algo: object, scale: object) -> tuple[str, int]:
+        if not isinstance(algo, str) or not algo.strip():
+            raise InputError(f"setModel needs an algorithm name, got {algo!r}")
+        if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)) or scale < 1:
+            raise InputError(f"setModel needs a positive integer scale, got {scale!r}")
+        return algo.strip().lower(), int(scale)
+
+    def _check_graph_choice(self) -> None:
+        graph = self._graph
+        assert graph is not None
+        allowed = {graph.algorithm, graph.family}
+        if self._algo not in allowed:
+            raise InputError(
+                f"the graph read holds {graph.family.upper()} x{graph.scale}, but setModel "
+                f"asked for {self._algo!r}; call setModel({graph.algorithm!r}, {graph.scale})"
+            )
+        if self._scale != graph.scale:
+            raise InputError(
+                f"the graph read is for x{graph.scale}, not x{self._scale}; call "
+                f"setModel({graph.algorithm!r}, {graph.scale}) or read the x{self._scale} file"
+            )
+
+    def _build(self) -> None:
+        """Build the upsampler (and the inference network) for the current choice."""
+        graph, source = self._graph, self._source
+        if graph is not None:
+            assert isinstance(source, Path)
+            if graph.family == "lapsrn":
+                net = LapSRN.from_graph(source)
+                up: TensorUpsampler = ModuleUpsampler(
+                    net,
+                    name="lapsrn",
+                    scale=net.scale,
+                    channels="y",
+                    device=self._device,
+                    dtype=self._dtype,
+                )
+            else:
+                up = srplug.get(
+                    graph.family, weights=source, device=self._device, dtype=self._dtype
+                )
+        else:
+            if not self._algo:
+                return
+            up = self._build_srplug(source)
+        self._upsampler = up
+        if isinstance(up.model, LapSRN):
+            self._net = up.model
+        else:
+            self._net = None if up.model is None else inference_module(up.model)
+
+    def _build_srplug(self, source: Path | str | None) -> TensorUpsampler:
+        algo, scale = self._algo, self._scale
+        if algo == "lapsrn":
+            raise InputError(
+                "LapSRN runs from OpenCV's LapSRN_x*.pb graphs only: readModel('LapSRN_x4.pb')"
+            )
+        if isinstance(source, str):  # a model name given to readModel
+            name = source
+            if algo not in OPENCV_ALGORITHMS and not _same_model(algo, name):
+                raise InputError(
+                    f"readModel named model {name!r} but setModel asked for {algo!r}; pass "
+                    f"setModel({name!r}, scale)"
+                )
+            return self._get(name, scale, "default")
+        candidates = _ALGO_MODELS.get(algo, (algo,))
+        weights = "default" if source is None else source
+        first: Exception | None = None
+        for name in candidates:
+            try:
+                return self._get(name, scale, weights)
+            except (WeightsError, UnknownModelError) as exc:
+                first = first or exc
+        assert first is not None
+        if source is None and isinstance(first, WeightsError):
+            raise WeightsError(
+                f"{first}. Call readModel(path) with a weights file (e.g. OpenCV's "
+                f"{algo.upper()}_x{scale}.pb) before setModel"
+            ) from first
+        raise first
+
+    def _get(self, name: str, scale: int, weights: Any) -> TensorUpsampler:
+        return srplug.get(
+            name, scale=scale, weights=weights, device=self._device, dtype=self._dtype
+        )
+
+    def _run_y(self, y: np.ndarray) -> np.ndarray:
+        """The network on a float32 ``(H, W)`` luma in [0, 1]: float32 ``(H*s, W*s)``."""
+        up = self._upsampler
+        assert up is not None
+        with torch.inference_mode():
+            x = torch.from_numpy(y)[None, None].to(self._device)
+            net = self._net
+            out = net(x.to(self._dtype)) if net is not None else up.upscale_tensor(x)
+            return out[0, 0].float().cpu().numpy()
+
+    def _run_rgb(self, rgb: np.ndarray) -> np.ndarray:
+        """The network on float32 ``(H, W, 3)`` RGB in [0, 1]: float32 ``(H*s, W*s, 3)``."""
+        up = self._upsampler
+        assert up is not None
+        with torch.inference_mode():
+            x = torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1)[None]
+            x = x.to(self._device)
+            if self._net is not None:
+                fmt = torch.channels_last if self._device.type == "cpu" else torch.preserve_format
+                out = self._net(x.to(self._dtype).contiguous(memory_format=fmt))
+            else:
+                out = up.upscale_tensor(x)
+            return out[0].permute(1, 2, 0).float().cpu().numpy()
+
+    def _upsample_opencv(self, img: np.ndarray) -> np.ndarray:
+        up = self._upsampler
+        assert up is not None
+        img = _check_opencv_image(img)
+        if up.channels == "y":
+            y, planes = opencv_preprocess(img)
+            return opencv_reconstruct(self._run_y(y), planes, up.scale)
+        # an RGB network (OpenCV's "edsr" path: colour in, colour out, no chroma split)
+        inv = np.float32(1.0 / 255.0)
+        if img.ndim == 2:
+            rgb = np.repeat((img.astype(np.float32) * inv)[:, :, None], 3, axis=2)
+            out = self._run_rgb(rgb)
+            return _to_uint8(out @ np.array([0.299, 0.587, 0.114], dtype=np.float32))
+        rgb = img[:, :, ::-1].astype(np.float32) * inv
+        return np.ascontiguousarray(_to_uint8(self._run_rgb(rgb))[:, :, ::-1])
+
+    def _upsample_srplug(self, up: TensorUpsampler, img: np.ndarray) -> np.ndarray:
+        if not isinstance(img, np.ndarray):
+            raise InputError(f"upsample expects a numpy image, got {type(img).__name__}")
+        if img.ndim == 3 and img.shape[2] == 1:
+            img = img[:, :, 0]
+        as_float = img.dtype == np.float32  # OpenCV's float convention: 0..255, uint8 out
+        if as_float:
+            img = np.clip(img * np.float32(1.0 / 255.0), 0.0, 1.0)
+        if img.ndim == 3 and img.shape[2] in (3, 4):
+            to_rgb, to_bgr = (
+                (cv2.COLOR_BGR2RGB, cv2.COLOR_RGB2BGR)
+                if img.shape[2] == 3
+                else (cv2.COLOR_BGRA2RGBA, cv2.COLOR_RGBA2BGRA)
+            )
+            out = cv2.cvtColor(up(cv2.cvtColor(img, to_rgb)), to_bgr)
+        else:
+            out = up(img)
+        return _to_uint8(out) if as_float else out
+
+
+def DnnSuperResImpl_create() -> DnnSuperResImpl:
+    """A new, empty :class:`DnnSuperResImpl` (OpenCV's ``DnnSuperResImpl_create()``)."""
+    return DnnSuperResImpl()
+
+
+dnn_superres = sys.modules[__name__]
+"""This module under OpenCV's name: ``from srplug.adapters.opencv import dnn_superres``
+replaces ``from cv2 import dnn_superres``."""
