@@ -315,8 +315,11 @@ def _load_into(spec: ModelSpec, module: torch.nn.Module, state: StateDict, sourc
     try:
         module.load_state_dict(state, strict=True)
     except RuntimeError as exc:
+        details = " ".join(line.strip() for line in str(exc).splitlines()[1:] if line.strip())
+        if len(details) > 600:
+            details = details[:600] + " ..."
         raise WeightsError(
-            f"weights {source} do not fit model {spec.name!r}: {str(exc).splitlines()[0]}; "
+            f"weights {source} do not fit model {spec.name!r} ({details or exc}); "
             "check the model name, scale and options"
         ) from exc
 

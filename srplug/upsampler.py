@@ -130,6 +130,9 @@ class TensorUpsampler:
     def _upscale_color(self, color: torch.Tensor) -> torch.Tensor:
         if color.shape[1] == 3:
             return self._upscale_rgb(color)
+        if self.channels == "y":  # gray is pure luma: no chroma to enlarge
+            y = self._checked_upscale((16.0 + 219.0 * color) / 255.0)
+            return (y * 255.0 - 16.0) / 219.0
         rgb = self._upscale_rgb(color.expand(-1, 3, -1, -1))
         luma = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
         return (rgb * luma).sum(dim=1, keepdim=True)

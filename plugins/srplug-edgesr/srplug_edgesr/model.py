@@ -1,0 +1,360 @@
+"""The edge-SR networks (Navarrete Michelini et al., WACV 2022): one-layer super-resolution.
+
+Every network maps a luma tensor ``(N, 1, h, w)`` (float, Y in [0, 1]) to
+``(N, 1, h*s, w*s)`` of the same dtype. A convolution makes ``G * s*s * C`` feature maps at
+the low resolution (``G`` = 1 for eSR-MAX, 2 for eSR-TM and eSR-CNN, 3 for eSR-TR); they are
+read as ``G`` groups of ``C`` candidate sub-pixel images, each of ``s*s`` phases, exactly as
+``pixel_shuffle`` would group them (channel ``(g*C + c)*s*s + i*s + j`` becomes pixel phase
+``(i, j)`` of candidate ``c`` in group ``g``). The ``C`` candidates are reduced to one (max,
+or a softmax-weighted sum) *before* the pixel shuffle, which is the same function as the
+authors' shuffle-then-reduce order but moves ``G*C`` times less data through the shuffle.
+
+Parameter names equal the authors' files (``filter.weight``; for eSR-CNN ``filter.0.weight``,
+``filter.0.bias``, ``filter.2.weight``, ``filter.2.bias``, ``filter.4.weight``), so their
+``*.model`` state dicts load without renaming.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from srplug.errors import InputError, WeightsError
+
+__all__ = ["EdgeSR", "EdgeSRCNN", "EdgeSRMax", "EdgeSRTM", "EdgeSRTR"]
+
+
+def _positive_int(name: str, value: object, *, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"edge-SR option {name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def _init_near_identity(conv: nn.Conv2d) -> None:
+    """Xavier-normal weights with the centre tap of every filter set to 1.
+
+    With this start every candidate is close to a nearest-neighbour enlargement, which is
+    how the authors initialise their networks; it matters only for training.
+    """
+    nn.init.xavier_normal_(conv.weight, gain=1.0)
+    kh, kw = conv.kernel_size
+    with torch.no_grad():
+        conv.weight[:, 0, kh // 2, kw // 2] = 1.0
+    if conv.bias is not None:
+        nn.init.zeros_(conv.bias)
+
+
+class EdgeSR(nn.Module):
+    """Common part of the edge-SR networks: features -> ``(G, C, s*s)`` groups -> reduce.
+
+    Subclasses set :attr:`groups` and :attr:`family`, create ``self.filter`` and implement
+    :meth:`last_conv` (the convolution making the ``G*s*s*C`` maps), :meth:`body` (what runs
+    before it) and :meth:`reduce`.
+
+    Without autograd (``torch.no_grad`` / ``inference_mode``, as srplug runs models) the last
+    convolution and the reduction run in strips of rows whose ``G*s*s*C`` maps hold about
+    :attr:`tile_elements` values, so they stay in the CPU cache: several times faster than
+    one convolution over the whole image followed by the reduction, and the same result.
+    When gradients are tracked the whole image is processed at once.
+    """
+
+    groups: ClassVar[int] = 1
+    family: ClassVar[str] = ""
+    filter: nn.Module
+    tile_elements: int = 1 << 20
+    """Values (N * G*s*s*C * rows * width) per strip of the inference path (~4 MB float32)."""
+
+    def __init__(self, scale: int, C: int) -> None:
+        super().__init__()
+        self.scale = _positive_int("scale", scale)
+        self.channels = _positive_int("C", C)
+        self.register_load_state_dict_pre_hook(_check_loaded_shapes)
+
+    @property
+    def out_features(self) -> int:
+        """Channels of the last convolution: ``G * s*s * C``."""
+        return self.groups * self.scale * self.scale * self.channels
+
+    def last_conv(self) -> nn.Conv2d:
+        """The bias-free convolution whose outputs are split into groups and candidates."""
+        raise NotImplementedError
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The layers before :meth:`last_conv`: ``(N, 1, h, w)`` -> ``(N, Cin, h, w)``."""
+        return x
+
+    def reduce(
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``G`` tensors ``(N, C, s*s, h, w)`` -> ``(N, s*s, h, w)``, reduced over ``C``.
+
+        ``out``, when given, receives the result (and is returned).
+        """
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 1, h, w)`` Y in [0, 1] -> ``(N, 1, h*s, w*s)``, same dtype (not clamped)."""
+        if x.dim() != 4 or x.shape[1] != 1:
+            raise InputError(
+                f"edge-SR networks take (N, 1, h, w) luma tensors, got {tuple(x.shape)}"
+            )
+        hidden = self.body(x)
+        tracking = torch.is_grad_enabled() and (
+            x.requires_grad or any(p.requires_grad for p in self.parameters())
+        )
+        phases = self._phases_whole(hidden) if tracking else self._phases_tiled(hidden)
+        return F.pixel_shuffle(phases, self.scale)  # (N, s*s, h, w) -> (N, 1, h*s, w*s)
+
+    def _split(self, features: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """``(N, G*C*s*s, h, w)`` -> ``G`` views ``(N, C, s*s, h, w)`` (pixel-shuffle order)."""
+        s2 = self.scale * self.scale
+        return features.unflatten(1, (self.groups, self.channels, s2)).unbind(1)
+
+    def _phases_whole(self, hidden: torch.Tensor) -> torch.Tensor:
+        """One convolution over the whole image, then the reduction (differentiable)."""
+        conv = self.last_conv()
+        features = F.conv2d(hidden, conv.weight, padding=conv.kernel_size[0] // 2)
+        return self.reduce(self._split(features))
+
+    def _phases_tiled(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The same in strips of rows (inference only: writes into a preallocated output)."""
+        conv = self.last_conv()
+        pad = conv.kernel_size[0] // 2
+        n, _, h, w = hidden.shape
+        weight = conv.weight.contiguous()
+        padded = F.pad(hidden.contiguous(), (pad, pad, pad, pad))
+        phases = hidden.new_empty((n, self.scale * self.scale, h, w))
+        rows = max(1, self.tile_elements // max(1, n * self.out_features * w))
+        for top in range(0, h, rows):
+            bottom = min(top + rows, h)
+            features = F.conv2d(padded[:, :, top : bottom + 2 * pad], weight)
+            self.reduce(self._split(features), out=phases[:, :, top:bottom])
+        return phases
+
+    def load_state_dict(
+        self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False
+    ) -> Any:
+        """``nn.Module.load_state_dict``; a :class:`WeightsError` naming what does not fit.
+
+        Shape mismatches are reported (with the option that would fit) before anything is
+        copied; missing or unexpected keys (with ``strict``) as a one-line message.
+        """
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        except RuntimeError as exc:
+            details = " ".join(line.strip() for line in str(exc).splitlines()[1:])
+            raise WeightsError(f"weights do not fit {self.describe()}: {details}") from exc
+
+    def describe(self) -> str:
+        """One line naming the network and its options (``eSR-TM (scale=2, C=16, k=7)``)."""
+        return f"{self.family} ({self.extra_repr()})"
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, C={self.channels}"
+
+
+class _OneLayer(EdgeSR):
+    """eSR-MAX / TM / TR: a single bias-free ``k x k`` convolution (odd ``k``), zero padding
+    ``(k-1)//2``."""
+
+    def __init__(self, scale: int, k: int, C: int) -> None:
+        super().__init__(scale, C)
+        self.kernel_size = _positive_int("k", k)
+        if k % 2 == 0:
+            raise InputError(f"edge-SR option k must be odd (a centred filter), got {k}")
+        self.filter = nn.Conv2d(
+            1, self.out_features, self.kernel_size, padding=(k - 1) // 2, bias=False
+        )
+        _init_near_identity(self.filter)
+
+    def last_conv(self) -> nn.Conv2d:
+        assert isinstance(self.filter, nn.Conv2d)
+        return self.filter
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, k={self.kernel_size}"
+
+
+class EdgeSRMax(_OneLayer):
+    """eSR-MAX: the per-pixel maximum over ``C`` linear upscalers (maxout).
+
+    Args:
+        scale: integer upscaling factor ``s``.
+        k: filter size (odd in the authors' models: 3, 5, 7).
+        C: number of candidate upscalers; ``s*s*C`` filters of ``k x k``, no bias.
+    """
+
+    groups = 1
+    family = "eSR-MAX"
+
+    def __init__(self, scale: int = 2, k: int = 7, C: int = 13) -> None:
+        super().__init__(scale, k, C)
+
+    def reduce(
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        (value,) = groups
+        return torch.amax(value, dim=1, out=out) if out is not None else value.amax(dim=1)
+
+
+class EdgeSRTM(_OneLayer):
+    """eSR-TM (template matching): ``sum_c value_c * softmax_c(match)``.
+
+    Args:
+        scale: integer upscaling factor ``s``.
+        k: filter size.
+        C: number of (value, match) filter pairs per output phase; ``2*s*s*C`` filters.
+    """
+
+    groups = 2
+    family = "eSR-TM"
+
+    def __init__(self, scale: int = 2, k: int = 7, C: int = 16) -> None:
+        super().__init__(scale, k, C)
+
+    def reduce(
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        value, match = groups
+        return _attend(value, match, out)
+
+
+class EdgeSRTR(_OneLayer):
+    """eSR-TR (transformer): ``sum_c value_c * softmax_c(query * key)``.
+
+    Args:
+        scale: integer upscaling factor ``s``.
+        k: filter size.
+        C: number of (value, query, key) filter triples per phase; ``3*s*s*C`` filters.
+    """
+
+    groups = 3
+    family = "eSR-TR"
+
+    def __init__(self, scale: int = 2, k: int = 7, C: int = 13) -> None:
+        super().__init__(scale, k, C)
+
+    def reduce(
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        value, query, key = groups
+        return _attend(value, query * key, out)
+
+
+class EdgeSRCNN(EdgeSR):
+    """eSR-CNN: small tanh layers, then a ``3 x 3`` bias-free conv to ``2*s*s*C`` maps.
+
+    Layers (``filter``): ``5x5 conv 1->D`` + tanh (left out when ``D == 0``), ``3x3 conv
+    ->S`` + tanh, ``3x3 conv S->2*s*s*C`` without bias; all with "same" zero padding. The two
+    groups are (value, key) and the reduction is ``sum_c value_c * softmax_c(key * key)``,
+    as in the authors' code (a transformer reduction whose query equals its key).
+
+    Args:
+        scale: integer upscaling factor ``s``.
+        C: candidates per phase.
+        D: channels of the 5x5 layer (0: no such layer, the 3x3 layer reads the input).
+        S: channels of the 3x3 hidden layer.
+    """
+
+    groups = 2
+    family = "eSR-CNN"
+
+    def __init__(self, scale: int = 2, C: int = 8, D: int = 3, S: int = 9) -> None:
+        super().__init__(scale, C)
+        self.depth = _positive_int("D", D, minimum=0)
+        self.width = _positive_int("S", S)
+        layers: list[nn.Module] = []
+        if D > 0:
+            layers += [nn.Conv2d(1, D, 5, padding=2), nn.Tanh()]
+        layers += [nn.Conv2d(D if D > 0 else 1, S, 3, padding=1), nn.Tanh()]
+        layers.append(nn.Conv2d(S, self.out_features, 3, padding=1, bias=False))
+        self.filter = nn.Sequential(*layers)
+        for layer in self.filter:
+            if isinstance(layer, nn.Conv2d):
+                _init_near_identity(layer)
+
+    def last_conv(self) -> nn.Conv2d:
+        last = self.filter[-1]
+        assert isinstance(last, nn.Conv2d)
+        return last
+
+    def body(self, x: torch.Tensor) -> torch.Tensor:
+        """The tanh layers: ``(N, 1, h, w)`` -> ``(N, S, h, w)``."""
+        for layer in list(self.filter)[:-1]:
+            x = layer(x)
+        return x
+
+    def reduce(
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        value, key = groups
+        return _attend(value, key * key, out)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, D={self.depth}, S={self.width}"
+
+
+def _attend(value: torch.Tensor, logits: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
+    """``sum_c value_c * softmax_c(logits)`` over dim 1 of ``(N, C, ...)`` tensors."""
+    weighted = value * torch.softmax(logits, dim=1)
+    return torch.sum(weighted, dim=1, out=out) if out is not None else weighted.sum(dim=1)
+
+
+def _check_loaded_shapes(
+    module: nn.Module,
+    state_dict: dict[str, Any],
+    prefix: str,
+    *args: Any,
+) -> None:
+    """Load pre-hook: a clear :class:`WeightsError` for tensors of the wrong shape.
+
+    Names every mismatching tensor; when the last convolution has the wrong number of
+    filters (``G * s*s * C``) it says which scale or ``C`` would fit (the usual mistake: an
+    x4 file loaded at x2), and which ``k`` when the filter size differs.
+    """
+    assert isinstance(module, EdgeSR)
+    problems = []
+    for name, tensor in module.state_dict().items():
+        other = state_dict.get(prefix + name)
+        if isinstance(other, torch.Tensor) and other.shape != tensor.shape:
+            problems.append(
+                f"{prefix}{name} has shape {tuple(other.shape)}, needs {tuple(tensor.shape)}"
+            )
+    if problems:
+        hint = _shape_hint(module, state_dict.get(f"{prefix}{_last_conv_name(module)}.weight"))
+        raise WeightsError(f"weights do not fit {module.describe()}: {'; '.join(problems)}{hint}")
+
+
+def _last_conv_name(module: EdgeSR) -> str:
+    conv = module.last_conv()
+    return next(n for n, m in module.named_modules() if m is conv)
+
+
+def _shape_hint(module: EdgeSR, tensor: object) -> str:
+    """Which option value would make the last convolution fit ``tensor`` ('' if unclear)."""
+    if not isinstance(tensor, torch.Tensor) or tensor.dim() != 4:
+        return ""
+    want = module.last_conv().weight.shape
+    if tensor.shape == want:
+        return ""
+    if tensor.shape[1:] != want[1:]:
+        if isinstance(module, _OneLayer) and tensor.shape[1] == 1 and tensor.shape[2] > 0:
+            kh, kw = tensor.shape[2], tensor.shape[3]
+            return f"; the weights hold {kh}x{kw} filters: pass k={kh}"
+        return ""
+    filters = tensor.shape[0]
+    per_scale = module.groups * module.channels
+    if filters % per_scale == 0:
+        root = math.isqrt(filters // per_scale)
+        if root * root == filters // per_scale and root != module.scale:
+            return f"; with C={module.channels} these weights are for x{root}: pass scale={root}"
+    per_candidate = module.groups * module.scale**2
+    if filters % per_candidate == 0:
+        c = filters // per_candidate
+        return f"; at x{module.scale} they hold C={c}: pass C={c}"
+    return ""
