@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import glob
+import inspect
 import json
 import os
 import sys
@@ -107,6 +108,19 @@ def _cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _build_options(spec) -> dict[str, Any]:
+    """The keyword options of ``spec.build`` besides ``scale``, with their defaults."""
+    try:
+        params = inspect.signature(spec.build).parameters.values()
+    except (TypeError, ValueError):
+        return {}
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in params
+        if p.name != "scale" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
 def _spec_summary(spec) -> dict[str, Any]:
     return {
         "name": spec.name,
@@ -118,6 +132,7 @@ def _spec_summary(spec) -> dict[str, Any]:
         "description": spec.description,
         "paper": spec.paper,
         "license": spec.license,
+        "options": _build_options(spec),
         "weights": [
             {"tag": w.tag, "scale": w.scale, "format": w.format, "card": w.card.to_dict()}
             for w in spec.weights
@@ -151,6 +166,9 @@ def _cmd_info(args: argparse.Namespace) -> int:
         print(f"{key + ':':15}{value}")
     if summary["scales"] is None:
         print(f"{'scales:':15}any integer")
+    if summary["options"]:
+        shown = ", ".join(f"{k}={v!r}" for k, v in summary["options"].items())
+        print(f"{'options:':15}{shown}  (set with -O key=value)")
     for w in summary["weights"]:
         card = w["card"]
         print(f"weights {w['tag']} (x{w['scale']}, {w['format']}):")

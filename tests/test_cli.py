@@ -33,6 +33,28 @@ def test_info(capsys):
     assert json.loads(out)["plugin"] == "bicubic"
 
 
+def test_info_lists_build_options(capsys):
+    import srplug
+    from tests.helpers.models import Nearest
+
+    class Plugin:
+        @srplug.hookimpl
+        def register_models(self, register):
+            def build(scale: int, width: int = 1, offset: float = 0.0):
+                return Nearest(scale, offset=offset, width=width)
+
+            register(srplug.ModelSpec(name="opts-net", build=build))
+
+    srplug.register_plugin(Plugin(), name="opts-plugin")
+    try:
+        code, out, _ = run(capsys, "info", "opts-net")
+        assert code == 0 and "width=1, offset=0.0" in out
+        code, out, _ = run(capsys, "info", "opts-net", "--json")
+        assert json.loads(out)["options"] == {"width": 1, "offset": 0.0}
+    finally:
+        srplug.unregister_plugin("opts-plugin")
+
+
 def test_info_unknown_suggests(capsys):
     code, _, err = run(capsys, "info", "bicubc")
     assert code == 1 and "did you mean 'bicubic'" in err
