@@ -14,9 +14,8 @@ from torch import nn
 
 import srplug
 from srplug.errors import InputError, WeightsError
-from srplug.formats.tensorflow_pb import read_graph
 from srplug.weights import save_safetensors
-from tests.formats.reference import conv2d_valid, depth_to_space, third_party
+from tests.formats.reference import graph_values, third_party
 
 GRAPHS = [
     *((f"ESPCN_x{s}", "espcn", "espcn", s) for s in (2, 3, 4)),
@@ -205,42 +204,9 @@ def np_resize_linear(plane: np.ndarray, s: int) -> np.ndarray:
     return rows[r0] * (1 - fy)[:, None] + rows[r1] * fy[:, None]
 
 
-def tf_conv_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """TensorFlow's stride-1 SAME Conv2D (NHWC, HWIO): pads (k-1)//2 before, k//2 after."""
-    kh, kw = kernel.shape[:2]
-    pad = ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))
-    return conv2d_valid(np.pad(x, pad), kernel)
-
-
 def run_graph(path: Path, y: np.ndarray) -> dict[str, np.ndarray]:
     """Every node's value for luma ``y`` (H, W) in float64, with TensorFlow's semantics."""
-    values: dict[str, np.ndarray] = {}
-    for node in read_graph(path):
-        args = [values[i.split(":")[0]] for i in node.inputs if not i.startswith("^")]
-        op = node.op
-        if op == "Const":
-            v = node.attrs["value"]
-            out = v.astype(np.float64) if v.dtype.kind == "f" else v
-        elif op == "Placeholder":
-            out = y.astype(np.float64)[None, :, :, None]
-        elif op == "Conv2D":
-            out = tf_conv_same(*args)
-        elif op in ("Add", "AddV2", "BiasAdd"):
-            out = args[0] + args[1]
-        elif op == "Sub":
-            out = args[0] - args[1]
-        elif op == "Mul":
-            out = args[0] * args[1]
-        elif op in ("Abs", "Relu", "Tanh"):
-            out = {"Abs": np.abs, "Relu": lambda a: np.maximum(a, 0), "Tanh": np.tanh}[op](args[0])
-        elif op == "DepthToSpace":
-            out = depth_to_space(args[0], node.attrs["block_size"])
-        elif op == "Transpose":
-            out = np.transpose(args[0], args[1])
-        else:
-            raise NotImplementedError(op)
-        values[node.name] = out
-    return values
+    return graph_values(path, y.astype(np.float64)[None, :, :, None])
 
 
 def np_dnn_superres(path: Path, img: np.ndarray, scale: int, node: str = "NCHW_output"):

@@ -34,9 +34,10 @@ def conv2d_valid(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
 
 
 def conv2d_same(x: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """TF ``Conv2D`` (stride 1, SAME: zero padding ``k // 2``, NHWC, HWIO kernel)."""
+    """TF ``Conv2D`` (stride 1, SAME, NHWC, HWIO kernel): zero padding ``(k - 1) // 2``
+    before and ``k // 2`` after (``k // 2`` on both sides for odd kernels)."""
     kh, kw = kernel.shape[:2]
-    pad = ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0))
+    pad = ((0, 0), ((kh - 1) // 2, kh // 2), ((kw - 1) // 2, kw // 2), (0, 0))
     return conv2d_valid(np.pad(x, pad), kernel)
 
 
@@ -54,8 +55,14 @@ def depth_to_space(x: np.ndarray, block: int) -> np.ndarray:
 
 
 def run_tf_graph(path: Path, x_nhwc: np.ndarray) -> np.ndarray:
-    """Evaluate the frozen graph at ``path`` on a float64 NHWC input, op by op, with
-    TensorFlow's semantics; returns the last node's value (NCHW for these graphs)."""
+    """The last node's value of the frozen graph at ``path`` on a float64 NHWC input (NCHW
+    for these graphs); see :func:`graph_values`."""
+    return list(graph_values(path, x_nhwc).values())[-1]  # nodes come in graph order
+
+
+def graph_values(path: Path, x_nhwc: np.ndarray) -> dict[str, np.ndarray]:
+    """Every node's value of the frozen graph at ``path`` on a float64 NHWC input, evaluated
+    op by op with TensorFlow's semantics."""
     values: dict[str, np.ndarray] = {}
     nodes = read_graph(path)
     for node in nodes:
@@ -88,4 +95,4 @@ def run_tf_graph(path: Path, x_nhwc: np.ndarray) -> np.ndarray:
         else:
             raise NotImplementedError(f"op {op} of node {node.name}")
         values[node.name] = result
-    return values[nodes[-1].name]
+    return values
