@@ -25,14 +25,6 @@ from tests.train import tiny_models  # noqa: E402
 from tests.train.conftest import make_images  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def images(b: int = 2, c: int = 3, h: int = 12, w: int = 10, seed: int = 0) -> torch.Tensor:
     return torch.rand(b, c, h, w, generator=torch.Generator().manual_seed(seed))
 

@@ -25,14 +25,6 @@ GRAPHS = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def graph(name: str) -> Path:
     return third_party("opencv_dnn_superres", f"{name}.pb")
 

@@ -23,14 +23,6 @@ from srplug.errors import DatasetError, InputError
 from srplug.io import write_image
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def pil_images(n: int, size: tuple[int, int] = (40, 36), seed: int = 0) -> list[Image.Image]:
     """Smooth RGB PIL images (W, H = size)."""
     rng = np.random.default_rng(seed)
