@@ -414,15 +414,8 @@ def _build(cls: type, raw: Any, prefix: str) -> Any:
 
 
 def _parse_toml(text: str, path: Path) -> Any:
-    try:
-        import tomllib
-    except ModuleNotFoundError:  # Python 3.10
-        try:
-            import tomli as tomllib  # type: ignore[no-redef]
-        except ModuleNotFoundError as exc:
-            raise InputError(
-                f"reading TOML recipe {path} on Python 3.10 needs tomli: pip install tomli"
-            ) from exc
+    import tomllib
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
