@@ -28,10 +28,9 @@ import torch
 from torch import nn
 
 import srplug
-from srplug.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srplug.errors import InputError, SrplugError
 from srplug.resize import imresize
-from srplug.upsampler import TensorUpsampler
+from srplug.upsampler import TensorUpsampler, upscale_color
 
 
 class KorniaMissingError(SrplugError, ImportError):
@@ -60,7 +59,6 @@ __all__ = [
     "build_degradation",
 ]
 
-_LUMA = (0.299, 0.587, 0.114)
 Range = tuple[float, float]
 
 
@@ -157,24 +155,10 @@ class SuperResolution(nn.Module):
             )
         return out
 
-    def _rgb(self, rgb: torch.Tensor) -> torch.Tensor:
-        if self.channels == "rgb":
-            return self._network(rgb)
-        ycbcr = rgb_to_ycbcr(rgb)
-        y = self._network(ycbcr[:, :1])
-        cbcr = imresize(ycbcr[:, 1:], float(self.scale))
-        return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, C, H, W)`` float in [0, 1] -> ``(B, C, H*s, W*s)``, same dtype."""
         x = _check_image(x, "SuperResolution")
-        work = x.float()
-        if work.shape[1] == 3:
-            out = self._rgb(work)
-        else:
-            rgb = self._rgb(work.expand(-1, 3, -1, -1))
-            luma = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-            out = (rgb * luma).sum(dim=1, keepdim=True)
+        out = upscale_color(x.float(), self._network, channels=self.channels, scale=self.scale)
         if self.clamp:
             out = out.clamp(0.0, 1.0)
         return out.to(x.dtype)

@@ -7,6 +7,7 @@ gray, RGB and alpha, integer and float pixels, giving them back alike); subclass
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -17,7 +18,13 @@ from srplug.image import from_tensor, to_tensor
 from srplug.protocols import Channels
 from srplug.resize import imresize
 
-__all__ = ["ModuleUpsampler", "TensorUpsampler", "resolve_device", "resolve_dtype"]
+__all__ = [
+    "ModuleUpsampler",
+    "TensorUpsampler",
+    "resolve_device",
+    "resolve_dtype",
+    "upscale_color",
+]
 
 _DTYPE_NAMES = {
     "float32": torch.float32,
@@ -71,6 +78,37 @@ def resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype:
     raise InputError(f"dtype {dtype!r} is not supported; use float32, bfloat16 or float16")
 
 
+def upscale_color(
+    color: torch.Tensor,
+    network: Callable[[torch.Tensor], torch.Tensor],
+    *,
+    channels: Channels,
+    scale: int,
+) -> torch.Tensor:
+    """Enlarge gray or RGB with a network that sees RGB or Y only (differentiable).
+
+    ``color`` is ``(N, 1 | 3, h, w)`` float in [0, 1]; ``network`` maps ``(N, C, h, w)`` to
+    ``(N, C, h*scale, w*scale)`` with C = 3 for ``channels="rgb"`` and 1 for ``"y"``. A ``"y"``
+    network gets BT.601 luma while Cb/Cr are enlarged with MATLAB bicubic; gray goes to an RGB
+    network replicated and comes back as luma. Returns ``(N, 1 | 3, h*scale, w*scale)``.
+    """
+    if color.shape[1] == 1 and channels == "y":  # gray is pure luma: no chroma to enlarge
+        y = network((16.0 + 219.0 * color) / 255.0)
+        return (y * 255.0 - 16.0) / 219.0
+    rgb = color if color.shape[1] == 3 else color.expand(-1, 3, -1, -1)
+    if channels == "rgb":
+        out = network(rgb)
+    else:
+        ycbcr = rgb_to_ycbcr(rgb)
+        y = network(ycbcr[:, :1])
+        cbcr = imresize(ycbcr[:, 1:], float(scale))
+        out = ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
+    if color.shape[1] == 3:
+        return out
+    luma = torch.tensor(_LUMA, dtype=out.dtype, device=out.device).view(1, 3, 1, 1)
+    return (out * luma).sum(dim=1, keepdim=True)
+
+
 class TensorUpsampler:
     """Base class: converts any accepted image to tensors and back.
 
@@ -118,32 +156,15 @@ class TensorUpsampler:
             )
         return out.float()
 
-    def _upscale_rgb(self, rgb: torch.Tensor) -> torch.Tensor:
-        """(N, 3, h, w) RGB -> (N, 3, H, W), routing through Y for luma-only networks."""
-        if self.channels == "rgb":
-            return self._checked_upscale(rgb)
-        ycbcr = rgb_to_ycbcr(rgb)
-        y = self._checked_upscale(ycbcr[:, :1])
-        cbcr = imresize(ycbcr[:, 1:], float(self.scale))
-        return ycbcr_to_rgb(torch.cat([y, cbcr], dim=1))
-
-    def _upscale_color(self, color: torch.Tensor) -> torch.Tensor:
-        if color.shape[1] == 3:
-            return self._upscale_rgb(color)
-        if self.channels == "y":  # gray is pure luma: no chroma to enlarge
-            y = self._checked_upscale((16.0 + 219.0 * color) / 255.0)
-            return (y * 255.0 - 16.0) / 219.0
-        rgb = self._upscale_rgb(color.expand(-1, 3, -1, -1))
-        luma = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(1, 3, 1, 1)
-        return (rgb * luma).sum(dim=1, keepdim=True)
-
     def __call__(self, img: Any) -> Any:
         """Upscale ``img`` (numpy, PIL or torch; see :class:`~srplug.protocols.Upsampler`)."""
         x, layout = to_tensor(img)
         with torch.inference_mode():
             x = x.to(self.device)
             n_color = 3 if layout.channels >= 3 else 1
-            color = self._upscale_color(x[:, :n_color])
+            color = upscale_color(
+                x[:, :n_color], self._checked_upscale, channels=self.channels, scale=self.scale
+            )
             if layout.has_alpha:
                 alpha = imresize(x[:, n_color:], float(self.scale)).clamp(0.0, 1.0)
                 color = torch.cat([color, alpha], dim=1)
