@@ -16,7 +16,6 @@ import logging
 import os
 import re
 import sys
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -25,6 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from tqdm import tqdm
 
+from srplug.atomic import atomic_open
 from srplug.errors import ChecksumError, DownloadError, InputError
 
 __all__ = [
@@ -148,22 +148,22 @@ def _download_to(
     url: str, target: Path, *, expected: str | None, progress: bool, timeout: float
 ) -> Path:
     """Stream ``url`` to a temp file beside ``target``, verify it, rename it into place."""
-    tmp = tempfile.NamedTemporaryFile(  # noqa: SIM115 - closed below, removed in finally
-        dir=target.parent, prefix=f".{target.name}.", suffix=".part", delete=False
-    )
-    tmp_path = Path(tmp.name)
-    done = False
     try:
-        with tmp:
-            actual = _fetch(url, tmp, target, timeout=timeout, progress=progress)
-        if expected is not None and actual != expected:
-            raise ChecksumError(
-                f"sha256 mismatch for {url}: expected {expected}, got {actual}. The file on the "
-                "server differs from the one srplug expects (corrupted transfer or a changed "
-                "file); retry, or download it manually, check it and pass weights=PATH"
-            )
-        _replace(tmp_path, target, expected)
-        done = True
+        try:
+            with atomic_open(target) as out:
+                actual = _fetch(url, out, target, timeout=timeout, progress=progress)
+                if expected is not None and actual != expected:
+                    raise ChecksumError(
+                        f"sha256 mismatch for {url}: expected {expected}, got {actual}. The file "
+                        "on the server differs from the one srplug expects (corrupted transfer "
+                        "or a changed file); retry, or download it manually, check it and pass "
+                        "weights=PATH"
+                    )
+        except PermissionError:
+            # Windows refuses to replace a file another process holds open; if that process
+            # put the same verified file there, our copy is not needed.
+            if expected is None or not target.is_file() or sha256_file(target) != expected:
+                raise
     except (DownloadError, ChecksumError, KeyboardInterrupt):
         raise
     except urllib.error.HTTPError as exc:
@@ -179,9 +179,6 @@ def _download_to(
     except (OSError, http.client.HTTPException, ValueError) as exc:
         reason = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         raise _download_error(url, target, reason) from exc
-    finally:
-        if not done:
-            tmp_path.unlink(missing_ok=True)
     return target
 
 
@@ -214,17 +211,6 @@ def _fetch(url: str, out: BinaryIO, target: Path, *, timeout: float, progress: b
             url, target, f"the connection closed after {received} of {total} bytes"
         )
     return digest.hexdigest()
-
-
-def _replace(tmp_path: Path, target: Path, expected: str | None) -> None:
-    """Move the verified temp file to ``target``; tolerate a concurrent winner (Windows)."""
-    try:
-        os.replace(tmp_path, target)
-    except PermissionError:
-        # Windows refuses to replace a file another process holds open; if that process put
-        # the same verified file there, our copy is not needed.
-        if expected is None or not target.is_file() or sha256_file(target) != expected:
-            raise
 
 
 def _content_length(value: str | None) -> int | None:

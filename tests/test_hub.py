@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import os
 import threading
 import time
 from collections import Counter
@@ -127,6 +128,9 @@ def test_download_then_cache_hit(server: Server, tmp_path: Path) -> None:
     first = hub.download(url, sha256=PAYLOAD_SHA, cache_dir=tmp_path, progress=False)
     assert first == tmp_path / "model.safetensors"
     assert first.read_bytes() == PAYLOAD
+    umask = os.umask(0)
+    os.umask(umask)
+    assert first.stat().st_mode & 0o777 == 0o666 & ~umask  # not a temp file's 0600
     second = hub.download(url, sha256=PAYLOAD_SHA.upper(), cache_dir=tmp_path, progress=False)
     assert second == first
     assert server.hits["/w/model.safetensors"] == 1  # the second call made no request
