@@ -70,6 +70,8 @@ def _check_image(x: Any, what: str) -> torch.Tensor:
         raise InputError(
             f"{what} expects 1 (gray) or 3 (RGB) channels, got {x.shape[1]} in {tuple(x.shape)}"
         )
+    if x.numel() == 0:
+        raise InputError(f"{what} got an empty batch of shape {tuple(x.shape)}")
     return x
 
 

@@ -29,7 +29,8 @@ Two pre/post-processing pipelines (``pipeline=`` of :class:`DnnSuperResImpl`):
   ``cvtColor(BGR2YCrCb)`` (full range), Y / 255 in float32 through the network, the output
   times 255 rounded and saturated to uint8, Cr / Cb enlarged with ``cv2.resize``
   (``INTER_LINEAR``) on the float planes, then ``cvtColor(YCrCb2BGR)``. Outputs match
-  OpenCV 4.x within one grey level (``benchmarks/opencv_parity.py`` measures it).
+  OpenCV 4.x within one grey level (``benchmarks/opencv_parity.py`` measures it). The luma
+  network runs straight to uint8 (:func:`luma_network`; dedicated paths for ESPCN and FSRCNN).
 - ``"srplug"`` (the default for srplug models) is srplug's own: BT.601 studio-range Y with
   MATLAB-bicubic chroma for Y networks, RGB for RGB networks, alpha kept; the conventions
   srplug's models are trained with.
@@ -43,6 +44,7 @@ is missing. The FP16 targets run float16 on the GPU; ``DNN_TARGET_CPU_FP16`` run
 from __future__ import annotations
 
 import copy
+import importlib
 import math
 import os
 import sys
@@ -81,6 +83,7 @@ __all__ = [
     "deconv_to_subpixel",
     "dnn_superres",
     "inference_module",
+    "luma_network",
     "opencv_preprocess",
     "opencv_reconstruct",
     "read_opencv_graph",
@@ -162,6 +165,20 @@ def opencv_preprocess(img: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     return np.ascontiguousarray(planes[:, :, 0]), planes
 
 
+def _split_ycrcb(img: np.ndarray) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """:func:`opencv_preprocess` for a checked image without the ``(H, W, 3)`` float copy:
+    ``(y, (cr, cb))``, each a contiguous float32 ``(H, W)`` plane / 255 (same values)."""
+    inv = np.float32(1.0 / 255.0)
+    if img.ndim == 2:
+        return np.multiply(img, inv, dtype=np.float32), None
+    if img.dtype == np.uint8:
+        ycrcb = cv2.cvtColor(img, cv2.COLOR_BGR2YCrCb)
+        y, cr, cb = (np.multiply(ycrcb[:, :, i], inv, dtype=np.float32) for i in range(3))
+        return y, (cr, cb)
+    y, cr, cb = cv2.split(cv2.cvtColor(img * inv, cv2.COLOR_BGR2YCrCb))
+    return y, (cr, cb)
+
+
 def opencv_reconstruct(y: np.ndarray, planes: np.ndarray | None, scale: int) -> np.ndarray:
     """OpenCV dnn_superres's ``reconstruct_YCrCb``.
 
@@ -175,18 +192,28 @@ def opencv_reconstruct(y: np.ndarray, planes: np.ndarray | None, scale: int) -> 
         (``cv2.INTER_LINEAR``) Cr, Cb planes * 255, rounded half to even and saturated as
         OpenCV's ``convertTo(CV_8U, 255)``, then ``cv2.COLOR_YCrCb2BGR``.
     """
-    y = np.asarray(y, dtype=np.float32)
+    y8 = _to_uint8(np.asarray(y, dtype=np.float32))
     if planes is None:
-        return _to_uint8(y)
-    cr = cv2.resize(planes[:, :, 1], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    cb = cv2.resize(planes[:, :, 2], None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
-    if cr.shape != y.shape:
+        return y8
+    chroma = (np.ascontiguousarray(planes[:, :, 1]), np.ascontiguousarray(planes[:, :, 2]))
+    return _merge_ycrcb(y8, chroma, scale)
+
+
+def _merge_ycrcb(y8: np.ndarray, chroma: tuple[np.ndarray, np.ndarray], scale: int) -> np.ndarray:
+    """uint8 ``(H*s, W*s)`` luma + the float32 ``(H, W)`` Cr, Cb planes / 255 -> BGR uint8.
+
+    Each chroma plane is enlarged alone (a two-channel ``cv2.resize`` rounds differently),
+    then ``convertScaleAbs(alpha=255)``: OpenCV's ``convertTo(CV_8U, 255)`` for the
+    non-negative bilinear values (float32 product, rounded half to even, saturated).
+    """
+    up = [cv2.resize(c, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR) for c in chroma]
+    if up[0].shape != y8.shape:
         raise InputError(
-            f"the network gave a {y.shape[1]}x{y.shape[0]} luma plane but the chroma planes "
-            f"enlarged x{scale} are {cr.shape[1]}x{cr.shape[0]}: the scale passed to setModel "
-            "does not match the model"
+            f"the network gave a {y8.shape[1]}x{y8.shape[0]} luma plane but the chroma planes "
+            f"enlarged x{scale} are {up[0].shape[1]}x{up[0].shape[0]}: the scale passed to "
+            "setModel does not match the model"
         )
-    merged = _to_uint8(np.stack([y, cr, cb], axis=-1))
+    merged = cv2.merge([y8, *(cv2.convertScaleAbs(c, alpha=255.0) for c in up)])
     return cv2.cvtColor(merged, cv2.COLOR_YCrCb2BGR)
 
 
@@ -393,6 +420,212 @@ def inference_module(module: nn.Module) -> nn.Module:
     for param in fast.parameters():
         param.requires_grad_(False)
     return fast
+
+
+# ---------------------------------------------------------------- luma networks to uint8
+
+
+def _uint8_(t: torch.Tensor) -> torch.Tensor:
+    """OpenCV's ``convertTo(CV_8U, 255.0)`` of a float tensor ``t`` that may be overwritten:
+    times 255 in float32, rounded half to even, saturated; uint8, same shape."""
+    t = t.float() if t.dtype != torch.float32 else t
+    return t.mul_(255.0).round_().clamp_(0.0, 255.0).to(torch.uint8)
+
+
+class _LumaNet(nn.Module):
+    """A Y network for OpenCV's pipeline: ``(1, 1, h, w)`` float luma in [0, 1] -> the uint8
+    ``(h*s, w*s)`` plane of :func:`_uint8_` applied to the network output."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(1, 1, h, w)`` -> uint8 ``(h*s, w*s)``."""
+        return _uint8_(self.net(x)[0, 0])
+
+
+def _frozen(t: torch.Tensor, fmt: torch.memory_format = torch.contiguous_format) -> nn.Parameter:
+    return nn.Parameter(t.detach().clone().contiguous(memory_format=fmt), requires_grad=False)
+
+
+def _act_inplace(act: nn.Module) -> str:
+    """``"relu"``, ``"tanh"`` or ``"none"`` for an activation module, ``""`` for another."""
+    if isinstance(act, nn.ReLU):
+        return "relu"
+    if isinstance(act, nn.Tanh):
+        return "tanh"
+    return "none" if isinstance(act, nn.Identity) else ""
+
+
+def _apply_(x: torch.Tensor, act: str) -> torch.Tensor:
+    if act == "relu":
+        return x.relu_()
+    return x.tanh_() if act == "tanh" else x
+
+
+class _FastESPCN(nn.Module):
+    """ESPCN (``conv1 -> act -> conv2 -> act -> conv3 -> shuffle -> out_act``) for
+    :class:`_LumaNet`'s contract, equal up to float rounding.
+
+    The output activation and the uint8 conversion run before the pixel shuffle (they are
+    elementwise), the shuffle moves bytes. At scale 2 the last convolution (to only 4
+    channels, which oneDNN pads to 16) computes each 2x2 block of LR pixels at once: a
+    stride-2 convolution one tap larger to 16 channels, then a pixel shuffle by 4.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        convs = [model.conv1, model.conv2, model.conv3]
+        self.scale = int(model.scale)
+        self.act, self.out_act = _act_inplace(model.act), _act_inplace(model.out_act)
+        self.pads = [int(c.padding[0]) for c in convs]
+        self.w1, self.b1 = _frozen(convs[0].weight), _frozen(convs[0].bias)
+        self.w2, self.b2 = _frozen(convs[1].weight), _frozen(convs[1].bias)
+        w3, b3 = convs[2].weight.detach(), convs[2].bias.detach()
+        self.packed = self.scale == 2
+        if self.packed:
+            w3, b3 = _pack_2x2(w3, b3, self.scale)
+        self.w3, self.b3 = _frozen(w3), _frozen(b3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(1, 1, h, w)`` -> uint8 ``(h*s, w*s)``."""
+        h, w = x.shape[-2:]
+        p1, p2, p3 = self.pads
+        a = _apply_(F.conv2d(x, self.w1, self.b1, padding=p1), self.act)
+        a = _apply_(F.conv2d(a, self.w2, self.b2, padding=p2), self.act)
+        s = self.scale
+        if not self.packed:
+            a = F.conv2d(a, self.w3, self.b3, padding=p3)
+            return F.pixel_shuffle(_uint8_(_apply_(a, self.out_act)), s)[0, 0]
+        if h % 2 or w % 2:  # one more zero row / column: whole 2x2 blocks
+            a = F.conv2d(F.pad(a, (p3, p3 + w % 2, p3, p3 + h % 2)), self.w3, self.b3, stride=2)
+        else:
+            a = F.conv2d(a, self.w3, self.b3, stride=2, padding=p3)
+        out = F.pixel_shuffle(_uint8_(_apply_(a, self.out_act)), 2 * s)[0, 0]
+        return out[: h * s, : w * s]
+
+
+def _pack_2x2(
+    weight: torch.Tensor, bias: torch.Tensor, s: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A ``k x k`` convolution to ``s*s`` sub-pixel channels (padding ``k // 2``) as a stride-2
+    ``(k+1) x (k+1)`` one to ``4*s*s`` channels, ordered for ``pixel_shuffle(2*s)``: LR pixel
+    ``(2I + di, 2J + dj)``, sub-pixel ``c`` lands on channel
+    ``(s*di + c // s) * 2*s + s*dj + c % s``."""
+    c_out, c_in, k, _ = weight.shape
+    packed = weight.new_zeros(4 * c_out, c_in, k + 1, k + 1)
+    packed_bias = bias.new_zeros(4 * c_out)
+    for di in range(2):
+        for dj in range(2):
+            for c in range(c_out):
+                idx = (s * di + c // s) * 2 * s + s * dj + c % s
+                packed[idx, :, di : di + k, dj : dj + k] = weight[c]
+                packed_bias[idx] = bias[c]
+    return packed, packed_bias
+
+
+class _FastFSRCNN(nn.Module):
+    """FSRCNN (a PReLU after every convolution, then a transposed convolution) for
+    :class:`_LumaNet`'s contract, equal up to float rounding.
+
+    Features live as ``(h*w, C)`` matrices (channels last): 1x1 convolutions are matrix
+    products, PReLU runs on the matrix, k x k convolutions see a channels_last 4-d view. The
+    transposed convolution is its sub-pixel form (:func:`deconv_to_subpixel`); OpenCV's
+    graphs reduce it to a 1x1 convolution to ``s*s`` channels, another matrix product, and
+    the pixel shuffle moves uint8 bytes.
+    """
+
+    def __init__(self, model: nn.Module, subpixel: _SubPixelConv) -> None:
+        super().__init__()
+        cl = torch.channels_last
+        self.scale = int(model.scale)
+        layers = [model.extract, model.shrink, *model.mapping, model.expand]
+        # per layer: (kind, weight, bias, prelu weight, padding)
+        self.kinds: list[str] = []
+        self.pads: list[int] = []
+        self.weights = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.alphas = nn.ParameterList()
+        for i, layer in enumerate(layers):
+            conv = layer.conv
+            pointwise = conv.kernel_size == (1, 1) and i > 0
+            self.kinds.append("mm" if pointwise else "conv")
+            self.pads.append(int(conv.padding[0]))
+            w = conv.weight.detach()
+            self.weights.append(_frozen(w.flatten(1).T) if pointwise else _frozen(w, cl))
+            self.biases.append(_frozen(conv.bias))
+            self.alphas.append(_frozen(layer.act.weight))
+        self.last_mm = subpixel.weight.shape[-2:] == (1, 1) and not any(subpixel.pads)
+        self.last_pads = tuple(subpixel.pads)
+        w = subpixel.weight.detach()
+        self.last_w = _frozen(w.flatten(1).T) if self.last_mm else _frozen(w, cl)
+        self.last_b = _frozen(subpixel.bias if subpixel.bias is not None else w.new_zeros(len(w)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(1, 1, h, w)`` -> uint8 ``(h*s, w*s)``."""
+        h, w = x.shape[-2:]
+        s = self.scale
+        m: torch.Tensor | None = None  # (h*w, C)
+        for kind, pad, wt, b, alpha in zip(
+            self.kinds, self.pads, self.weights, self.biases, self.alphas, strict=True
+        ):
+            if kind == "mm":
+                assert m is not None
+                m = torch.addmm(b, m, wt)
+            else:
+                x4 = x if m is None else m.view(1, h, w, -1).permute(0, 3, 1, 2)
+                out = F.conv2d(x4, wt, b, padding=pad)
+                m = out.permute(0, 2, 3, 1).reshape(h * w, -1)
+            m = F.prelu(m, alpha)
+        assert m is not None
+        if self.last_mm:
+            y = _uint8_(torch.addmm(self.last_b, m, self.last_w))  # (h*w, s*s)
+            return y.view(h, w, s, s).permute(0, 2, 1, 3).reshape(h * s, w * s)
+        x4 = m.view(1, h, w, -1).permute(0, 3, 1, 2)
+        if any(self.last_pads):
+            x4 = F.pad(x4, self.last_pads)
+        y = _uint8_(F.conv2d(x4, self.last_w, self.last_b))
+        return F.pixel_shuffle(y, s)[0, 0]
+
+
+def luma_network(model: nn.Module) -> nn.Module:
+    """The network for OpenCV's pipeline: ``(1, 1, h, w)`` float luma in [0, 1] -> uint8
+    ``(h*s, w*s)``, OpenCV's ``convertTo(CV_8U, 255)`` of ``model``'s output (equal up to
+    float rounding, so a rare rounding tie may land one grey level apart).
+
+    srplug's ESPCN and FSRCNN get dedicated fast paths (:class:`_FastESPCN`,
+    :class:`_FastFSRCNN`); other models run :func:`inference_module` (LapSRN as it is).
+    Run it under ``torch.inference_mode()``.
+    """
+    fast = _fast_luma(model)
+    if fast is not None:
+        return fast.eval()
+    net = model if isinstance(model, LapSRN) else inference_module(model)
+    return _LumaNet(net).eval()
+
+
+def _plugin_class(module: str, name: str) -> type | None:
+    """``module.name``, or ``None`` when that plugin is not installed."""
+    try:
+        return getattr(importlib.import_module(module), name)
+    except ImportError:
+        return None
+
+
+def _fast_luma(model: nn.Module) -> nn.Module | None:
+    """The dedicated fast path for ``model``, or ``None`` when there is none."""
+    espcn = _plugin_class("srplug_espcn.model", "ESPCN")
+    if espcn is not None and type(model) is espcn:
+        acts = (_act_inplace(model.act), _act_inplace(model.out_act))
+        return _FastESPCN(model) if "" not in acts else None
+    fsrcnn = _plugin_class("srplug_fsrcnn.model", "FSRCNN")
+    if fsrcnn is not None and type(model) is fsrcnn:
+        sub = deconv_to_subpixel(model.deconv)
+        layers = [model.extract, model.shrink, *model.mapping, model.expand]
+        if isinstance(sub, _SubPixelConv) and all(isinstance(m.act, nn.PReLU) for m in layers):
+            return _FastFSRCNN(model, sub)
+    return None
 
 
 # ------------------------------------------------------------------------------------- LapSRN
@@ -649,6 +882,7 @@ class DnnSuperResImpl:
         self._target = DNN_TARGET_CPU
         self._upsampler: TensorUpsampler | None = None
         self._net: nn.Module | None = None
+        self._luma: nn.Module | None = None  # luma_network of a Y model (OpenCV pipeline)
         if algo or scale:  # OpenCV's DnnSuperResImpl(algo, scale) records them only
             self._algo, self._scale = self._checked_choice(algo, scale)
 
@@ -680,7 +914,7 @@ class DnnSuperResImpl:
         if not isinstance(path, (str, os.PathLike)) or not str(path):
             raise InputError(f"readModel needs a file path or a model name, got {path!r}")
         file = Path(path).expanduser()
-        self._upsampler = self._net = None
+        self._upsampler = self._net = self._luma = None
         self._graph = None
         if file.is_file():
             self._source = file
@@ -712,7 +946,7 @@ class DnnSuperResImpl:
             self._check_graph_choice()
             if self._upsampler is not None:
                 return  # the graph's network is built already
-        self._upsampler = self._net = None
+        self._upsampler = self._net = self._luma = None
         self._build()
 
     def upsample(self, img: np.ndarray) -> np.ndarray:
@@ -806,7 +1040,7 @@ class DnnSuperResImpl:
         self._target = int(target_id)
         if (device, dtype) != (self._device, self._dtype):
             self._device, self._dtype = device, dtype
-            self._upsampler = self._net = None
+            self._upsampler = self._net = self._luma = None
             if self._graph is not None or self._algo:
                 self._build()
 
@@ -899,10 +1133,13 @@ class DnnSuperResImpl:
                 return
             up = self._build_srplug(source)
         self._upsampler = up
+        self._luma = None
         if isinstance(up.model, LapSRN):
             self._net = up.model
         else:
             self._net = None if up.model is None else inference_module(up.model)
+        if up.model is not None and up.channels == "y":
+            self._luma = luma_network(up.model)
 
     def _build_srplug(self, source: Path | str | None) -> TensorUpsampler:
         algo, scale = self._algo, self._scale
@@ -940,14 +1177,16 @@ class DnnSuperResImpl:
         )
 
     def _run_y(self, y: np.ndarray) -> np.ndarray:
-        """The network on a float32 ``(H, W)`` luma in [0, 1]: float32 ``(H*s, W*s)``."""
+        """The network on a float32 ``(H, W)`` luma in [0, 1]: its uint8 ``(H*s, W*s)``
+        output (OpenCV's ``convertTo(CV_8U, 255)``)."""
         up = self._upsampler
         assert up is not None
         with torch.inference_mode():
             x = torch.from_numpy(y)[None, None].to(self._device)
-            net = self._net
-            out = net(x.to(self._dtype)) if net is not None else up.upscale_tensor(x)
-            return out[0, 0].float().cpu().numpy()
+            if self._luma is not None:
+                return self._luma(x.to(self._dtype)).cpu().numpy()
+            out = up.upscale_tensor(x)[0, 0].float().cpu().numpy()
+        return _to_uint8(out)
 
     def _run_rgb(self, rgb: np.ndarray) -> np.ndarray:
         """The network on float32 ``(H, W, 3)`` RGB in [0, 1]: float32 ``(H*s, W*s, 3)``."""
@@ -968,8 +1207,9 @@ class DnnSuperResImpl:
         assert up is not None
         img = _check_opencv_image(img)
         if up.channels == "y":
-            y, planes = opencv_preprocess(img)
-            return opencv_reconstruct(self._run_y(y), planes, up.scale)
+            y, chroma = _split_ycrcb(img)
+            y8 = self._run_y(y)
+            return y8 if chroma is None else _merge_ycrcb(y8, chroma, up.scale)
         # an RGB network (OpenCV's "edsr" path: colour in, colour out, no chroma split)
         inv = np.float32(1.0 / 255.0)
         if img.ndim == 2:
@@ -988,12 +1228,10 @@ class DnnSuperResImpl:
         if as_float:
             img = np.clip(img * np.float32(1.0 / 255.0), 0.0, 1.0)
         if img.ndim == 3 and img.shape[2] in (3, 4):
-            to_rgb, to_bgr = (
-                (cv2.COLOR_BGR2RGB, cv2.COLOR_RGB2BGR)
-                if img.shape[2] == 3
-                else (cv2.COLOR_BGRA2RGBA, cv2.COLOR_RGBA2BGRA)
-            )
-            out = cv2.cvtColor(up(cv2.cvtColor(img, to_rgb)), to_bgr)
+            # BGR(A) <-> RGB(A) by indexing: unlike cv2.cvtColor it takes any dtype and empty
+            # images, so the upsampler, not OpenCV, decides what it refuses.
+            order = [2, 1, 0, 3][: img.shape[2]]
+            out = np.ascontiguousarray(up(np.ascontiguousarray(img[:, :, order]))[:, :, order])
         else:
             out = up(img)
         return _to_uint8(out) if as_float else out

@@ -57,7 +57,8 @@ def to_image_tensor(img: Any) -> torch.Tensor:
 
     Takes a PIL image (any mode srplug reads), a numpy ``HxW`` / ``HxWxC`` array (RGB order;
     uint8, uint16 or float in [0, 1]) or a torch ``(C, H, W)`` tensor (uint8, or float in
-    [0, 1]). Gray is replicated to three channels; an alpha channel is dropped.
+    [0, 1]). Gray is replicated to three channels; an alpha channel is dropped; float values
+    outside [0, 1] are clamped (as the LR made from it is).
     """
     x, _ = to_tensor(img)
     if x.shape[0] != 1:
@@ -65,7 +66,7 @@ def to_image_tensor(img: Any) -> torch.Tensor:
     x = x[0]
     if x.shape[0] in (1, 2):
         x = x[:1].expand(3, -1, -1)
-    return x[:3].contiguous()
+    return x[:3].clamp(0.0, 1.0).contiguous()
 
 
 def extract_image(item: Any, index: int = 0) -> tuple[Any, Any]:
@@ -91,7 +92,7 @@ def extract_image(item: Any, index: int = 0) -> tuple[Any, Any]:
 def bicubic_lr(hr: torch.Tensor, scale: int, *, quantize: bool = True) -> torch.Tensor:
     """MATLAB-bicubic LR ``(C, H/s, W/s)`` of ``hr`` ``(C, H, W)`` (H, W multiples of
     ``scale``), clamped to [0, 1] and rounded to 8-bit levels when ``quantize``."""
-    lr = imresize(hr, 1.0 / scale).clamp(0.0, 1.0)
+    lr = imresize(hr, 1.0 / _check_scale(scale)).clamp(0.0, 1.0)
     return torch.round(lr * 255.0) / 255.0 if quantize else lr
 
 

@@ -12,7 +12,9 @@ every Set5 image, the LR input is the MATLAB-bicubic shrink of the mod-cropped H
 (srplug's ``imresize_uint8``, identical to Set5_LR_bicubic), passed to both sides as BGR
 uint8. Both sides upsample it: one untimed warm-up call, then ``--repeats`` timed calls,
 OpenCV and srplug taking turns image by image (and swapping who goes first) so that both
-see the same machine load. Both use ``--threads`` threads (torch and cv2).
+see the same machine load. Both use ``--threads`` threads (torch and cv2). ``--clock cpu``
+times the process CPU time instead of the elapsed time: with one thread on a machine shared
+with other work it leaves out the waits for a core (with several threads it sums them).
 
 Printed per model: max |srplug - OpenCV| over all pixels and channels, the fraction of
 pixel values that differ, the median time of each side and the median over images of the
@@ -46,6 +48,12 @@ DEFAULT_MODELS = (
 )
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+"""``wall``: elapsed time (latency). ``cpu``: CPU time of the process, all its threads
+together; with one thread it stays meaningful on a machine busy with other work, where the
+wall clock mostly measures the waits for a core."""
+
+
 def algorithm_and_scale(model: str) -> tuple[str, int]:
     """``"FSRCNN-small_x3"`` -> ``("fsrcnn", 3)``: OpenCV's setModel arguments."""
     family, _, scale = model.rpartition("_x")
@@ -73,11 +81,12 @@ def worker(threads: int) -> None:
             assert sr is not None
             img = np.load(cmd["input"])
             out = sr.upsample(img)  # warm-up (OpenCV sets the network up per input size)
+            clock = CLOCKS[cmd["clock"]]
             times = []
             for _ in range(cmd["repeats"]):
-                start = time.perf_counter()
+                start = clock()
                 out = sr.upsample(img)
-                times.append(time.perf_counter() - start)
+                times.append(clock() - start)
             np.save(cmd["output"], out)
             print(json.dumps({"times": times}), flush=True)
         else:
@@ -139,13 +148,16 @@ def lr_images(data: Path, scale: int) -> dict[str, np.ndarray]:
     return images
 
 
-def time_srplug(sr: Any, img: np.ndarray, repeats: int) -> tuple[np.ndarray, list[float]]:
+def time_srplug(
+    sr: Any, img: np.ndarray, repeats: int, clock: str = "wall"
+) -> tuple[np.ndarray, list[float]]:
     out = sr.upsample(img)  # warm-up, as on the OpenCV side
+    tick = CLOCKS[clock]
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = tick()
         out = sr.upsample(img)
-        times.append(time.perf_counter() - start)
+        times.append(tick() - start)
     return out, times
 
 
@@ -157,6 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--models", nargs="+", default=DEFAULT_MODELS, metavar="NAME")
     parser.add_argument("--repeats", type=int, default=5, help="timed calls per image and side")
     parser.add_argument("--threads", type=int, default=1, help="torch and cv2 threads")
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: elapsed time; cpu: process CPU time (steadier on a shared machine)",
+    )
     parser.add_argument("--out", type=Path, default=None, help="keep the outputs as PNG here")
     parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -177,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"OpenCV {cv.hello['ready']} ({cv.hello['threads']} thread(s)) vs srplug on torch "
         f"{torch.__version__} ({torch.get_num_threads()} thread(s)); Set5, MATLAB-bicubic LR; "
-        f"{args.repeats} timed calls per image after a warm-up"
+        f"{args.repeats} timed calls per image after a warm-up, {args.clock} clock"
     )
     header = (
         f"{'model':<16}{'max|diff|':>10}{'differ %':>10}{'OpenCV ms':>11}{'srplug ms':>11}"
@@ -206,14 +224,16 @@ def main(argv: list[str] | None = None) -> int:
                         input=str(tmp / "lr.npy"),
                         output=str(tmp / "cv.npy"),
                         repeats=args.repeats,
+                        clock=args.clock,
                     )["times"]
-                out, times_sr = time_srplug(sr, lr, args.repeats)
+                out, times_sr = time_srplug(sr, lr, args.repeats, args.clock)
                 if not first_cv:
                     times_cv = cv.ask(
                         cmd="run",
                         input=str(tmp / "lr.npy"),
                         output=str(tmp / "cv.npy"),
                         repeats=args.repeats,
+                        clock=args.clock,
                     )["times"]
                 ref = np.load(tmp / "cv.npy")
                 if ref.shape != out.shape:

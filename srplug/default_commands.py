@@ -62,14 +62,79 @@ def _get_upsampler(args: argparse.Namespace, scale: int | None):
     import srplug
 
     weights = None if str(args.weights).lower() == "none" else args.weights
+    engine = {
+        key: getattr(args, key)
+        for key in ("tile", "tile_overlap", "precision", "compile", "ensemble")
+        if getattr(args, key, None) not in (None, False)
+    }
     return srplug.get(
         args.model,
         scale=scale,
         weights=weights,
-        device=args.device,
+        device=_rank_device(args.device),
         dtype=args.dtype,
+        **engine,
         **_model_options(args.option),
     )
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """Tiling, precision, compile and self-ensemble flags (see ``srplug.get``)."""
+    parser.add_argument(
+        "--tile",
+        type=_tile_arg,
+        default=None,
+        metavar="N|auto",
+        help="run in tiles of N LR pixels (auto: sized from free memory); seamless for "
+        "convolutional models, the image stays on the CPU",
+    )
+    parser.add_argument(
+        "--tile-overlap",
+        type=int,
+        default=None,
+        metavar="N",
+        help="context pixels per tile side (default: the measured receptive field)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=("fp32", "bf16", "fp16", "auto"),
+        default=None,
+        help="compute precision; auto measures fp32 against bf16/fp16 on a probe image",
+    )
+    parser.add_argument("--compile", action="store_true", help="run through torch.compile")
+    parser.add_argument(
+        "--ensemble", action="store_true", help="x8 self-ensemble (rotations and flips)"
+    )
+
+
+def _tile_arg(value: str) -> int | str:
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--tile takes a number of pixels or 'auto', not {value!r}"
+        ) from None
+
+
+def shard() -> tuple[int, int]:
+    """``(rank, world_size)`` from torchrun's environment; ``(0, 1)`` outside torchrun."""
+    try:
+        rank = int(os.environ.get("RANK", "0"))
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as exc:
+        raise InputError("RANK and WORLD_SIZE must be integers (set by torchrun)") from exc
+    if world < 1 or not 0 <= rank < world:
+        raise InputError(f"RANK={rank} does not fit WORLD_SIZE={world}")
+    return rank, world
+
+
+def _rank_device(device: str | None) -> str | None:
+    """Under torchrun, a bare ``cuda`` means this process's GPU (``cuda:LOCAL_RANK``)."""
+    if device == "cuda" and shard()[1] > 1:
+        return f"cuda:{os.environ.get('LOCAL_RANK', '0')}"
+    return device
 
 
 def _print_table(rows: list[list[str]], header: list[str]) -> None:
@@ -335,11 +400,56 @@ def upscale_video(
     return frames, size[0], size[1]
 
 
+class _ImageFiles:
+    """Map-style dataset over ``(source, destination)`` pairs: item ``i`` is ``(i, image)``,
+    or ``(i, exception)`` when the file cannot be read (re-raised by the main process)."""
+
+    def __init__(self, plan: list[tuple[Path, Path]]) -> None:
+        self.plan = plan
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, index: int) -> tuple[int, Any]:
+        from srplug.io import read_image
+
+        try:
+            return index, read_image(self.plan[index][0])
+        except Exception as exc:  # shipped to the main process, raised there unchanged
+            return index, exc
+
+
+def _keep(item: Any) -> Any:
+    return item
+
+
+def _read_images(plan: list[tuple[Path, Path]], workers: int, prefetch: int):
+    """Yield ``(index, image)`` for ``plan`` in order, read by ``workers`` DataLoader worker
+    processes (0: in this process) with ``prefetch`` images queued per worker."""
+    from torch.utils.data import DataLoader
+
+    loader = DataLoader(
+        _ImageFiles(plan),
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        collate_fn=_keep,
+        prefetch_factor=prefetch if workers > 0 else None,
+        persistent_workers=False,
+    )
+    for index, item in loader:
+        if isinstance(item, BaseException):
+            raise item
+        yield index, item
+
+
 def _cmd_upscale(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from srplug.io import read_image, write_image
+    from srplug.io import write_image
 
+    if args.workers < 0 or args.prefetch < 1:
+        raise InputError("--workers must be >= 0 and --prefetch >= 1")
     inputs = args.inputs or [str(sample_image_path())]
     ext = None
     if args.ext:
@@ -347,25 +457,70 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     plan = _plan_outputs(
         expand_inputs(inputs, recursive=args.recursive), args.output, args.suffix, ext
     )
+    rank, world = shard()
+    total = len(plan)
+    plan = plan[rank::world]  # under torchrun each rank writes its share
     upsampler = _get_upsampler(args, args.scale)
-    bar = tqdm(plan, unit="img", disable=args.no_progress or len(plan) < 2, file=sys.stderr)
-    for src, dst in bar:
+    show = not args.no_progress and rank == 0
+    bar = tqdm(total=len(plan), unit="img", disable=not show or len(plan) < 2, file=sys.stderr)
+    images = [(src, dst) for src, dst in plan if not is_video_file(src)]
+    videos = [(src, dst) for src, dst in plan if is_video_file(src)]
+    for index, img in _read_images(images, args.workers, args.prefetch):
+        src, dst = images[index]
         bar.set_postfix_str(src.name)
-        if is_video_file(src):
-            frames, w, h = upscale_video(upsampler, src, dst, progress=not args.no_progress)
-            print(f"{src} -> {dst} ({frames} frames, {w}x{h}, {upsampler.name} x{upsampler.scale})")
-            continue
-        result = upsampler(read_image(src))
+        result = upsampler(img)
         write_image(dst, result)
-        if len(plan) == 1 or args.no_progress:
+        bar.update(1)
+        if total == 1 or args.no_progress:
             h, w = result.shape[:2]
             print(f"{src} -> {dst} ({w}x{h}, {upsampler.name} x{upsampler.scale})")
-    if len(plan) > 1:
-        print(f"wrote {len(plan)} images to {args.output}")
+    for src, dst in videos:
+        frames, w, h = upscale_video(upsampler, src, dst, progress=show)
+        bar.update(1)
+        print(f"{src} -> {dst} ({frames} frames, {w}x{h}, {upsampler.name} x{upsampler.scale})")
+    bar.close()
+    if world > 1:
+        print(f"rank {rank} of {world}: wrote {len(plan)} of {total} files to {args.output}")
+    elif total > 1:
+        print(f"wrote {total} images to {args.output}")
+    return 0
+
+
+# -------------------------------------------------------------------------------------- export
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from srplug.export import to_onnx
+
+    weights = None if str(args.weights).lower() == "none" else args.weights
+    report = to_onnx(
+        args.model,
+        args.output,
+        scale=args.scale,
+        weights=weights,
+        opset=args.opset,
+        check=not args.no_check,
+        **_model_options(args.option),
+    )
+    checked = (
+        f"; onnxruntime max |diff| {report.max_abs_diff:.2e} on {len(report.checked_shapes)} "
+        "odd-sized inputs"
+        if report.max_abs_diff is not None
+        else ""
+    )
+    kind = "RGB" if report.channels == 3 else "Y"
+    print(
+        f"{report.name} x{report.scale} -> {report.path} (ONNX opset {report.opset}, input "
+        f"N x {report.channels} ({kind}) x H x W in [0, 1], dynamic N/H/W{checked})"
+    )
     return 0
 
 
 # ----------------------------------------------------------------------------------------- eval
+
+
+EVAL_METRICS = ("psnr", "ssim", "lpips")
+EVAL_METRICS_DEFAULT = ("psnr", "ssim")
 
 
 def _cmd_eval(args: argparse.Namespace) -> int:
@@ -373,40 +528,46 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     from srplug.datasets import BenchmarkDataset, resolve_dataset
     from srplug.evaluation import evaluate
 
+    metrics = list(dict.fromkeys(args.metric or EVAL_METRICS_DEFAULT))
     names = args.dataset or list(DEFAULT_DATASETS)
     data_root = args.data or os.environ.get("SRPLUG_DATA")
     folders = [resolve_dataset(name, data_root) for name in names]
     scales = args.scale or [srplug.info(args.model).resolved_default_scale()]
+    lpips = None
+    if "lpips" in metrics:
+        from srplug.perceptual import LPIPS
+
+        lpips = LPIPS(args.lpips_weights, args.vgg_weights)
     results = []
     for scale in scales:
         upsampler = _get_upsampler(args, scale)
         for folder in folders:
             dataset = BenchmarkDataset(folder, scale)
-            result = evaluate(upsampler, dataset, progress=not args.no_progress)
+            result = evaluate(upsampler, dataset, progress=not args.no_progress, lpips=lpips)
+            scores = {"psnr": result.psnr, "ssim": result.ssim, "lpips": result.lpips}
             results.append(
                 {
                     "dataset": folder.name,
                     "scale": scale,
-                    "psnr": result.psnr,
-                    "ssim": result.ssim,
+                    **{m: scores[m] for m in metrics},
                     "images": result.images,
                 }
             )
     if args.json:
         print(json.dumps({"model": args.model, "results": results}, indent=2))
         return 0
+    digits = {"psnr": ".2f", "ssim": ".4f", "lpips": ".4f"}
     rows = [
         [
             args.model,
             r["dataset"],
             f"x{r['scale']}",
-            f"{r['psnr']:.2f}",
-            f"{r['ssim']:.4f}",
+            *(format(r[m], digits[m]) for m in metrics),
             str(r["images"]),
         ]
         for r in results
     ]
-    _print_table(rows, ["model", "dataset", "scale", "PSNR", "SSIM", "images"])
+    _print_table(rows, ["model", "dataset", "scale", *(m.upper() for m in metrics), "images"])
     return 0
 
 
@@ -444,14 +605,38 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("-r", "--recursive", action="store_true", help="descend into sub-folders")
     p.add_argument("--suffix", default="", help="added to output file stems, e.g. _x2")
     p.add_argument("--ext", default=None, help="output format, e.g. png (default: as input)")
+    p.add_argument(
+        "--workers",
+        "-j",
+        type=int,
+        default=0,
+        help="DataLoader worker processes reading images (default 0: read in this process)",
+    )
+    p.add_argument("--prefetch", type=int, default=2, help="images queued per worker (2)")
     _add_model_options(p)
+    _add_engine_options(p)
     p.set_defaults(func=_cmd_upscale)
 
     p = subparsers.add_parser(
+        "export",
+        help="export a model's network to ONNX (dynamic H/W), checked in onnxruntime",
+        description="Write the network as ONNX: input N x C x H x W float in [0, 1] (C = 3 "
+        "RGB, or 1 BT.601 Y for Y-channel models), output N x C x H*s x W*s; N, H and W "
+        "dynamic. The file is checked against PyTorch in onnxruntime on odd-sized inputs.",
+    )
+    p.add_argument("model")
+    p.add_argument("-o", "--output", required=True, help="the .onnx file to write")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (>= 17; default 18)")
+    p.add_argument("--no-check", action="store_true", help="skip the onnxruntime parity check")
+    _add_model_options(p)
+    p.set_defaults(func=_cmd_export)
+
+    p = subparsers.add_parser(
         "eval",
-        help="PSNR/SSIM on benchmark sets (standard protocol)",
+        help="PSNR/SSIM (and LPIPS) on benchmark sets (standard protocol)",
         description="Score a model on benchmark HR folders: LR made with MATLAB bicubic, "
-        "PSNR/SSIM on Y with the border shaved by the scale.",
+        "PSNR/SSIM on Y with the border shaved by the scale; LPIPS-VGG on RGB (same shave) "
+        "with --metric lpips (needs VGG16 and LPIPS weight files).",
     )
     p.add_argument("model")
     p.add_argument(
@@ -464,5 +649,25 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", default=None, help="data root (default $SRPLUG_DATA)")
     p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument(
+        "--metric",
+        "-m",
+        nargs="+",
+        choices=EVAL_METRICS,
+        default=None,
+        help="metrics to report (default psnr ssim); lpips = LPIPS-VGG v0.1, lower is better",
+    )
+    p.add_argument(
+        "--lpips-weights",
+        default=None,
+        metavar="FILE",
+        help="LPIPS v0.1 VGG linear layers, safetensors (default $SRPLUG_LPIPS_WEIGHTS)",
+    )
+    p.add_argument(
+        "--vgg-weights",
+        default=None,
+        metavar="FILE",
+        help="VGG16 features in torchvision layout, safetensors (default $SRPLUG_VGG16_WEIGHTS)",
+    )
     _add_model_options(p, multi_scale=True)
     p.set_defaults(func=_cmd_eval)

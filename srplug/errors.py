@@ -13,6 +13,7 @@ __all__ = [
     "DownloadError",
     "DuplicateModelError",
     "InputError",
+    "OutOfMemoryError",
     "PluginError",
     "SrplugError",
     "UnknownModelError",
@@ -77,3 +78,10 @@ class DownloadError(WeightsError):
 
 class DatasetError(SrplugError):
     """A benchmark or training data set that cannot be found or read."""
+
+
+class OutOfMemoryError(SrplugError, MemoryError):
+    """A model ran out of device or host memory in a way srplug could not avoid.
+
+    Also a ``MemoryError``. The message names the size that failed and a tile size to try.
+    """

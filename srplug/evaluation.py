@@ -1,9 +1,14 @@
-"""Run an upscaler over a benchmark data set and score it the way SR papers do."""
+"""Run an upscaler over a benchmark data set and score it the way SR papers do.
+
+PSNR and SSIM always (on BT.601 Y, border shaved by the scale); LPIPS-VGG optionally
+(:class:`srplug.perceptual.LPIPS`, on RGB with the same border shaved; lower is better).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -11,12 +16,16 @@ from srplug.datasets import BenchmarkDataset
 from srplug.errors import InputError
 from srplug.metrics import psnr, ssim
 
-__all__ = ["DatasetResult", "evaluate"]
+if TYPE_CHECKING:
+    from srplug.perceptual import LPIPS
+
+__all__ = ["DatasetResult", "evaluate", "lpips_distance"]
 
 
 @dataclass
 class DatasetResult:
-    """Scores of one upscaler on one data set at one scale (PSNR in dB and SSIM on Y)."""
+    """Scores of one upscaler on one data set at one scale (PSNR in dB and SSIM on Y;
+    LPIPS-VGG on RGB when it was asked for, else None)."""
 
     dataset: str
     scale: int
@@ -24,12 +33,32 @@ class DatasetResult:
     ssim: float
     images: int
     per_image: list[tuple[str, float, float]] = field(default_factory=list)
+    lpips: float | None = None
+    per_image_lpips: list[tuple[str, float]] = field(default_factory=list)
 
     def __str__(self) -> str:
+        extra = "" if self.lpips is None else f", LPIPS {self.lpips:.4f}"
         return (
-            f"{self.dataset} x{self.scale}: PSNR {self.psnr:.2f} dB, SSIM {self.ssim:.4f} "
-            f"({self.images} images)"
+            f"{self.dataset} x{self.scale}: PSNR {self.psnr:.2f} dB, SSIM {self.ssim:.4f}"
+            f"{extra} ({self.images} images)"
         )
+
+
+def lpips_distance(metric: LPIPS, sr: np.ndarray, hr: np.ndarray, shave: int = 0) -> float:
+    """LPIPS between two uint8 RGB ``(H, W, 3)`` images with ``shave`` border pixels cut,
+    computed on the metric's device in float32."""
+    import torch
+
+    if shave:
+        sr, hr = sr[shave:-shave, shave:-shave], hr[shave:-shave, shave:-shave]
+    device = next(metric.parameters()).device
+
+    def tensor(img: np.ndarray) -> torch.Tensor:
+        t = torch.from_numpy(np.ascontiguousarray(img)).to(device)
+        return t.permute(2, 0, 1)[None].float().div_(255.0)
+
+    with torch.no_grad():
+        return float(metric(tensor(sr), tensor(hr)).item())
 
 
 def evaluate(
@@ -37,8 +66,10 @@ def evaluate(
     dataset: BenchmarkDataset,
     *,
     progress: bool = False,
+    lpips: LPIPS | None = None,
 ) -> DatasetResult:
-    """Score ``upscale`` on ``dataset``: PSNR and SSIM on Y, ``shave = scale``, averaged.
+    """Score ``upscale`` on ``dataset``: PSNR and SSIM on Y, ``shave = scale``, averaged;
+    with ``lpips`` (an :class:`~srplug.perceptual.LPIPS`) also LPIPS on RGB, same shave.
 
     ``upscale`` takes an LR uint8 RGB ``(h, w, 3)`` array and must return uint8
     ``(h*scale, w*scale, 3)``; anything else raises :class:`InputError` (an ``SrplugError``).
@@ -50,6 +81,7 @@ def evaluate(
 
         indices = tqdm(indices, desc=f"{dataset.name} x{s}", unit="img")
     per_image: list[tuple[str, float, float]] = []
+    per_lpips: list[tuple[str, float]] = []
     for i in indices:
         item = dataset[i]
         sr = upscale(item.lr)
@@ -63,6 +95,8 @@ def evaluate(
                 f"expected uint8 {item.hr.shape} (LR size x{s}), clamped and rounded"
             )
         per_image.append((item.name, psnr(sr, item.hr, shave=s), ssim(sr, item.hr, shave=s)))
+        if lpips is not None:
+            per_lpips.append((item.name, lpips_distance(lpips, sr, item.hr, shave=s)))
     return DatasetResult(
         dataset=dataset.name,
         scale=s,
@@ -70,4 +104,6 @@ def evaluate(
         ssim=float(np.mean([q for _, _, q in per_image])),
         images=len(per_image),
         per_image=per_image,
+        lpips=float(np.mean([d for _, d in per_lpips])) if lpips is not None else None,
+        per_image_lpips=per_lpips,
     )

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 
 from srplug.errors import InputError
+from srplug.limits import check_pixels
 
 try:  # Pillow is a dependency, but keep the module importable without it
     from PIL import Image as _PILImage
@@ -72,9 +73,10 @@ def _check_channels(channels: int, shape: tuple[int, ...]) -> None:
         )
 
 
-def _check_size(height: int, width: int, shape: tuple[int, ...]) -> None:
+def _check_size(height: int, width: int, shape: tuple[int, ...], batch: int = 1) -> None:
     if height < 1 or width < 1:
         raise InputError(f"image of shape {shape} is empty; give an image at least 1x1 pixels")
+    check_pixels(height, width, batch=batch, what=f"image of shape {shape}")
 
 
 def _check_finite(x: torch.Tensor) -> None:
@@ -96,11 +98,12 @@ def _numpy_to_tensor(img: np.ndarray) -> tuple[torch.Tensor, ImageLayout]:
         )
     _check_channels(arr.shape[2], img.shape)
     _check_size(arr.shape[0], arr.shape[1], img.shape)
-    dtype = img.dtype
+    dtype = img.dtype.newbyteorder("=")  # big-endian '>u2' is uint16 all the same
     if dtype in _NUMPY_MAX:
         x = torch.from_numpy(np.ascontiguousarray(arr).astype(np.float32)) / _NUMPY_MAX[dtype]
     elif np.issubdtype(dtype, np.floating):
-        x = torch.from_numpy(np.array(arr, dtype=np.float32))  # a writable copy
+        with np.errstate(over="ignore", invalid="ignore"):  # too large for float32: inf
+            x = torch.from_numpy(np.array(arr, dtype=np.float32))  # a writable copy
         _check_finite(x)
     else:
         raise InputError(
@@ -113,6 +116,8 @@ def _numpy_to_tensor(img: np.ndarray) -> tuple[torch.Tensor, ImageLayout]:
 
 
 def _pil_to_tensor(img: Any) -> tuple[torch.Tensor, ImageLayout]:
+    width, height = img.size
+    _check_size(height, width, (height, width))  # before any conversion allocates
     mode = img.mode
     if mode == "P":
         has_alpha = "transparency" in img.info
@@ -150,7 +155,7 @@ def _torch_to_tensor(img: torch.Tensor) -> tuple[torch.Tensor, ImageLayout]:
             "give (C, H, W) or (N, C, H, W)"
         )
     _check_channels(x.shape[1], tuple(img.shape))
-    _check_size(x.shape[2], x.shape[3], tuple(img.shape))
+    _check_size(x.shape[2], x.shape[3], tuple(img.shape), batch=x.shape[0])
     if x.shape[0] < 1:
         raise InputError(f"tensor of shape {tuple(img.shape)} holds no image (batch size 0)")
     if img.dtype == torch.uint8:

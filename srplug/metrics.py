@@ -124,6 +124,8 @@ def _prepare_tensor(
         raise InputError(f"{what}: shapes differ: sr {tuple(sr.shape)} vs hr {tuple(hr.shape)}")
     if isinstance(shave, bool) or not isinstance(shave, int) or shave < 0:
         raise InputError(f"{what}: shave must be a non-negative integer, got {shave!r}")
+    if sr.shape[0] == 0 or sr.shape[1] == 0:
+        raise InputError(f"{what}: empty batch of shape {tuple(sr.shape)}; give at least one image")
     h, w = sr.shape[-2:]
     if h <= 2 * shave or w <= 2 * shave:
         raise InputError(f"{what}: shave={shave} leaves nothing of a {h}x{w} image")

@@ -34,7 +34,7 @@ ENTRY_POINT_GROUP = "srplug"
 DISABLE_ENV = "SRPLUG_DISABLE_PLUGINS"
 
 # The core's own features register through the same hooks as everyone else's.
-DEFAULT_PLUGINS = ("srplug.default_commands", "srplug.train.commands")
+DEFAULT_PLUGINS = ("srplug.default_commands", "srplug.train.commands", "srplug.ops.commands")
 
 State = Literal["loaded", "failed", "disabled", "conflict"]
 """``conflict``: loaded, but a model name it registers is already taken by another plugin."""

@@ -25,6 +25,7 @@ from srplug.errors import (
     DuplicateModelError,
     InputError,
     PluginError,
+    SrplugError,
     UnknownModelError,
     WeightsError,
 )
@@ -73,6 +74,9 @@ class ModelSpec:
     A ``"scale"`` entry is the scale the file was trained for: it becomes the scale when
     ``get`` is given none, and a different requested scale is refused.
     """
+    smoke_options: Mapping[str, Any] = field(default_factory=dict)
+    """Build options that keep the architecture but shrink it (fewer blocks), so the
+    contract test over every registered model stays fast; never used for real inference."""
     plugin: str = field(default="", compare=False)
     """Name of the plugin that registered the spec (filled in by the registry)."""
 
@@ -300,7 +304,16 @@ def _build(spec: ModelSpec, scale: int, options: Mapping[str, Any]) -> torch.nn.
                 f"model {spec.name!r} has no option(s) {', '.join(unknown)}; "
                 f"its options are: {', '.join(known) or 'none'}"
             )
-    module = spec.build(scale=scale, **options)
+    try:
+        module = spec.build(scale=scale, **options)
+    except SrplugError:
+        raise
+    except Exception as exc:  # a plugin bug must not escape as a bare traceback
+        raise PluginError(
+            f"model {spec.name!r} (plugin {spec.plugin!r}) failed to build with "
+            f"scale={scale} and options {dict(options)}: {type(exc).__name__}: {exc}; "
+            "report this to the plugin's authors"
+        ) from exc
     if not isinstance(module, torch.nn.Module):
         raise PluginError(
             f"model {spec.name!r} (plugin {spec.plugin!r}): build() returned "
@@ -331,6 +344,11 @@ def get(
     *,
     device: str | torch.device | None = None,
     dtype: str | torch.dtype | None = None,
+    tile: int | str | None = None,
+    tile_overlap: int | None = None,
+    precision: str | None = None,
+    compile: bool = False,
+    ensemble: bool = False,
     **options: Any,
 ) -> TensorUpsampler:
     """Build the upsampler registered as ``name``.
@@ -343,6 +361,16 @@ def get(
             ``weights_only=True``), or ``None`` for random initialisation.
         device: where to run (``"cpu"``, ``"cuda"``, ``"cuda:1"`` ...); default CPU.
         dtype: compute dtype (``torch.float32`` default, ``"bfloat16"``, ``"float16"``).
+        tile: run in tiles of this many LR pixels (``"auto"``: sized from free memory);
+            tiles overlap by the model's receptive field, so convolutional models give the
+            untiled result, and they are streamed to ``device`` from a CPU image.
+        tile_overlap: context pixels per tile side instead of the measured receptive field.
+        precision: ``"fp32"``, ``"bf16"``, ``"fp16"`` or ``"auto"`` (measured on a probe
+            image: low precision only when faster and close to fp32; the decision is in
+            ``.precision_report``). Exclusive with ``dtype``.
+        compile: run the model through ``torch.compile`` (falls back to eager with a
+            warning, recorded in ``.compile_report``, when compiling fails).
+        ensemble: x8 self-ensemble (rotations and flips, outputs averaged).
         **options: model options passed to the plugin's ``build`` (e.g. channel counts).
 
     Returns:
@@ -380,4 +408,9 @@ def get(
         device=device,
         dtype=dtype,
         network=spec.network,
+        tile=tile,
+        tile_overlap=tile_overlap,
+        precision=precision,
+        compile=compile,
+        ensemble=ensemble,
     )

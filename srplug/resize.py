@@ -16,10 +16,12 @@ import numpy as np
 import torch
 
 from srplug.errors import InputError
+from srplug.limits import check_pixels
 
 __all__ = ["Imresize", "imresize", "imresize_uint8", "modcrop", "output_size", "resize_weights"]
 
 _KERNEL_WIDTH = 4.0  # support of the cubic kernel, in input samples
+_MAX_TAPS_PER_PIXEL = 64  # kernel taps allowed per input pixel (at least 64 pixels counted)
 # Default for imresize_uint8: MATLAB's mex returns the input class after each pass, so uint8
 # images are rounded between the two passes. This reproduces Set5_LR_bicubic more closely
 # (see tests/test_resize.py::test_matches_matlab_lr_set5).
@@ -89,6 +91,20 @@ def _scaled_length(length: int, scale: float) -> int:
     return math.ceil(value)
 
 
+def _check_shrink(in_size: tuple[int, int], scales: tuple[float, float]) -> None:
+    """Refuse shrinks so extreme that the antialiasing kernel (``4 / scale`` taps wide) would
+    dwarf the image, e.g. ``scale=1e-9`` (billions of taps for a 1x1 result)."""
+    for length, s in zip(in_size, scales, strict=True):
+        taps = _KERNEL_WIDTH / s
+        if s < 1 and taps > _MAX_TAPS_PER_PIXEL * max(length, _MAX_TAPS_PER_PIXEL):
+            raise InputError(
+                f"scale {s:g} shrinks a {in_size[0]}x{in_size[1]} image by far more than to one "
+                f"pixel (a {taps:.3g}-tap kernel); use a scale of at least "
+                f"{_KERNEL_WIDTH / (_MAX_TAPS_PER_PIXEL * max(length, _MAX_TAPS_PER_PIXEL)):.3g}"
+                ", or size=(1, 1)"
+            )
+
+
 def output_size(
     in_size: tuple[int, int], scale: float | None = None, size: tuple[int, int] | None = None
 ) -> tuple[tuple[int, int], tuple[float, float]]:
@@ -106,6 +122,8 @@ def output_size(
         out = (_scaled_length(h, scale), _scaled_length(w, scale))
         if min(out) < 1:
             raise InputError(f"scale {scale} turns a {h}x{w} image into an empty one")
+        check_pixels(*out, what=f"the x{scale} resize of a {h}x{w} image")
+        _check_shrink((h, w), (float(scale), float(scale)))
         return out, (float(scale), float(scale))
     assert size is not None
     if (
@@ -115,6 +133,8 @@ def output_size(
     ):
         raise InputError(f"size must be two positive integers (H, W), got {size!r}")
     oh, ow = int(size[0]), int(size[1])
+    check_pixels(oh, ow, what=f"a resize to {oh}x{ow}")
+    _check_shrink((h, w), (oh / h, ow / w))
     return (oh, ow), (oh / h, ow / w)
 
 

@@ -63,3 +63,62 @@ def test_write_is_atomic_and_readable(tmp_path):
     path = write_image(tmp_path / "deep" / "dir" / "x.png", np.zeros((3, 3, 3), np.uint8))
     assert path.exists() and path.stat().st_mode & 0o044  # not left at mkstemp's 0600
     assert [p.name for p in path.parent.iterdir()] == ["x.png"]
+
+
+@pytest.mark.parametrize(
+    "img,match",
+    [
+        (np.zeros((3, 3), np.float32), "uint8 or uint16"),
+        (np.zeros((3, 3, 2), np.uint8), "shape"),
+        (np.zeros((0, 3), np.uint8), "shape"),
+        (np.zeros((2, 2, 2, 2), np.uint8), "shape"),
+        ([[0, 1]], "list"),
+    ],
+)
+def test_write_refuses_what_it_cannot_store(tmp_path, img, match):
+    with pytest.raises(InputError, match=match):
+        write_image(tmp_path / "x.png", img)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_write_single_channel_is_gray(tmp_path):
+    img = np.arange(12, dtype=np.uint8).reshape(3, 4, 1)
+    back = read_image(write_image(tmp_path / "g.png", img))
+    assert back.shape == (3, 4) and (back == img[:, :, 0]).all()
+
+
+def test_os_errors_become_srplug_errors_and_leave_nothing(tmp_path, monkeypatch):
+    import errno
+
+    from srplug import atomic
+    from srplug.errors import SrplugError
+
+    def full_disk(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(atomic.os, "fsync", full_disk)
+    with pytest.raises(SrplugError, match="No space left on device"):
+        write_image(tmp_path / "x.png", np.zeros((2, 2), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    (tmp_path / "file").write_text("")
+    with pytest.raises(SrplugError, match="cannot write"):
+        write_image(tmp_path / "file" / "x.png", np.zeros((2, 2), np.uint8))
+
+
+def test_undecodable_header_is_an_input_error(tmp_path):
+    """A PNG header declaring 10^10 pixels made OpenCV raise a raw cv2.error."""
+    import struct
+    import zlib
+
+    from srplug import limits
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", 13) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk)
+    limits.set_max_pixels(None)
+    try:
+        with pytest.raises(InputError, match="OpenCV"):
+            read_image(tmp_path / "bomb.png")
+    finally:
+        limits.reset_max_pixels()

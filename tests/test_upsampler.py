@@ -129,3 +129,110 @@ def test_dtype_names():
         resolve_dtype("int8")
     with pytest.raises(srplug.InputError):
         resolve_dtype(torch.int32)
+
+
+# ------------------------------------------------------- self-ensemble, precision, compile
+
+
+class Skewed(nn.Module):
+    """A 3x3 convolution without symmetry, then nearest x2: flips and rotations change it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(3, 3, 3, padding=1)
+
+    def forward(self, x):
+        return nn.functional.interpolate(self.conv(x), scale_factor=2, mode="nearest")
+
+
+def test_ensemble_averages_the_eight_transforms():
+    net = Skewed()
+    x = torch.rand(1, 3, 7, 9)
+    expected = torch.zeros(1, 3, 14, 18)
+    with torch.no_grad():
+        for k in range(4):
+            for flip in (False, True):
+                t = torch.rot90(x, k, dims=(2, 3))
+                t = t.flip(3) if flip else t
+                y = net(t)
+                y = y.flip(3) if flip else y
+                expected += torch.rot90(y, -k, dims=(2, 3)) / 8
+    up = ModuleUpsampler(net, name="skew", scale=2, ensemble=True)
+    out = up(x)
+    assert (out - expected.clamp(0, 1)).abs().max() < 1e-5
+    plain = ModuleUpsampler(net, name="skew", scale=2)(x)
+    assert (out - plain).abs().max() > 1e-3  # the ensemble really differs from one pass
+    tiled = ModuleUpsampler(net, name="skew", scale=2, ensemble=True, tile=8)(x)
+    assert (tiled - out).abs().max() <= 1e-5
+
+
+def test_get_passes_engine_options():
+    up = srplug.get("bicubic", scale=2, tile=16, ensemble=True)
+    assert up.tile == 16 and up.ensemble
+    img = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    assert np.abs(up(img).astype(int) - srplug.get("bicubic", scale=2)(img)).max() <= 1
+
+
+def test_fixed_precision_and_conflicts():
+    up = ModuleUpsampler(Nearest(2), name="nn", scale=2, precision="bf16")
+    assert up.dtype == torch.bfloat16 and up.precision_report is None
+    with pytest.raises(srplug.InputError, match="either dtype= or precision="):
+        ModuleUpsampler(Nearest(2), name="nn", scale=2, precision="auto", dtype="float32")
+    with pytest.raises(srplug.InputError, match="'fp16' needs a CUDA device"):
+        ModuleUpsampler(Nearest(2), name="nn", scale=2, precision="fp16")
+    with pytest.raises(srplug.InputError, match="unknown precision"):
+        ModuleUpsampler(Nearest(2), name="nn", scale=2, precision="int8")
+
+
+def test_auto_precision_is_measured_and_recorded():
+    from srplug.precision import probe_image, probe_inference
+
+    probe = probe_image(3, size=32)
+    fast = probe_inference(Skewed(), probe, device=torch.device("cpu"), min_speedup=0.0)
+    assert fast.chosen == "bf16" and fast.psnr["bf16"] > 45 and fast.max_error["bf16"] < 0.03
+    never = probe_inference(Skewed(), probe, device=torch.device("cpu"), min_speedup=1e9)
+    assert never.chosen == "fp32" and "faster" in never.rejected["bf16"]
+    up = ModuleUpsampler(Skewed(), name="skew", scale=2, precision="auto")
+    report = up.precision_report
+    assert (
+        report is not None
+        and up.dtype == {"fp32": torch.float32, "bf16": torch.bfloat16}[report.chosen]
+    )
+    assert report.describe().startswith(f"precision auto -> {report.chosen} (fp32 ")
+
+
+def test_auto_precision_rejects_nan():
+    class NaNInHalf(Nearest):
+        def forward(self, x):
+            out = super().forward(x)
+            return out * float("nan") if x.dtype != torch.float32 else out
+
+    up = ModuleUpsampler(NaNInHalf(2), name="nan", scale=2, precision="auto")
+    assert up.dtype == torch.float32
+    assert up.precision_report.rejected["bf16"] == "NaN or Inf in the output"
+
+
+def test_compile_failure_falls_back_with_a_message(monkeypatch):
+    def broken_compile(module, **kwargs):
+        def run(x):
+            raise RuntimeError("no C++ compiler found")
+
+        return run
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    up = ModuleUpsampler(Nearest(2), name="nn", scale=2, compile=True)
+    img = np.arange(12, dtype=np.uint8).reshape(3, 4)
+    with pytest.warns(RuntimeWarning, match="torch.compile failed.*no C\\+\\+ compiler"):
+        out = up(img)
+    assert (out == np.kron(img, np.ones((2, 2), np.uint8))).all()
+    assert "running the model eagerly" in up.compile_report
+
+
+@pytest.mark.slow  # inductor compiles C++ for the CPU: tens of seconds
+def test_compile_gives_the_eager_result():
+    net = Skewed()
+    x = torch.rand(1, 3, 12, 10)
+    eager = ModuleUpsampler(net, name="skew", scale=2)(x)
+    compiled = ModuleUpsampler(net, name="skew", scale=2, compile=True)
+    assert (compiled(x) - eager).abs().max() <= 1e-5

@@ -1,5 +1,9 @@
 """srplug's default trainer: recipes, paired patch data, losses, EMA, schedules, checkpoints.
 
+The recipe's ``kind`` picks the objective: ``"pixel"``, ``"gan"`` (VGG feature +
+adversarial loss with a discriminator, :mod:`srplug.train.gan`) or ``"dual"`` (DRN dual
+regression, also on LR-only images, :mod:`srplug.train.dual`).
+
 >>> from srplug.train import DefaultTrainer, load_recipe
 >>> result = DefaultTrainer().fit("recipes/tiny.toml", output_dir="runs/tiny")
 >>> DefaultTrainer().resume(result.checkpoint)   # continue an interrupted run exactly

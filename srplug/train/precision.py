@@ -10,30 +10,17 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import statistics
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 from torch import nn
 
-from srplug.errors import InputError
+from srplug.precision import Precision, candidate, resolve_fixed, time_interleaved
 
 __all__ = ["Precision", "ProbeResult", "autocast", "probe_precision", "resolve_fixed"]
 
-Precision = Literal["fp32", "bf16", "fp16"]
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
-def resolve_fixed(mode: str, device: torch.device) -> Precision:
-    """Check a non-``auto`` mode against the device."""
-    if mode == "fp16" and device.type != "cuda":
-        raise InputError("precision 'fp16' needs a CUDA device; use 'bf16' or 'fp32' on CPU")
-    if mode not in ("fp32", "bf16", "fp16"):
-        raise InputError(f"unknown precision {mode!r}: use 'fp32', 'bf16', 'fp16' or 'auto'")
-    return mode  # type: ignore[return-value]
 
 
 def autocast(precision: Precision, device: torch.device) -> contextlib.AbstractContextManager:
@@ -41,13 +28,6 @@ def autocast(precision: Precision, device: torch.device) -> contextlib.AbstractC
     if precision == "fp32":
         return contextlib.nullcontext()
     return torch.autocast(device_type=device.type, dtype=_DTYPES[precision])
-
-
-def candidate(device: torch.device) -> Precision:
-    """The low precision ``auto`` tries: bf16, or fp16 on GPUs without bfloat16."""
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return "fp16"
-    return "bf16"
 
 
 @dataclass(frozen=True)
@@ -76,11 +56,6 @@ class ProbeResult:
             f"fp32 {self.fp32_ms:.2f} ms (median; {self.speedup:.2f}x), probe loss change "
             f"{100 * self.loss_change:.3f} %, gradient cosine {self.grad_cosine:.5f}"
         )
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
 
 
 def _step(
@@ -121,24 +96,21 @@ def probe_precision(
     """
     low = candidate(lr.device)
     probe = copy.deepcopy(model).train()
-    times: dict[Precision, list[float]] = {"fp32": [], low: []}
     results = {}
     for mode in ("fp32", low):  # warm-up; also the loss/gradient comparison
         results[mode] = _step(probe, lr, hr, loss_fn, mode)
-    for _ in range(steps):
-        for mode in ("fp32", low):
-            _sync(lr.device)
-            start = time.perf_counter()
-            _step(probe, lr, hr, loss_fn, mode)
-            _sync(lr.device)
-            times[mode].append(1000.0 * (time.perf_counter() - start))
+    times = time_interleaved(
+        {mode: (lambda m=mode: _step(probe, lr, hr, loss_fn, m)) for mode in ("fp32", low)},
+        steps,
+        lr.device,
+    )
     (loss32, g32), (loss_low, g_low) = results["fp32"], results[low]
     cosine = float(nn.functional.cosine_similarity(g32, g_low, dim=0))
     result = ProbeResult(
         chosen="fp32",
         candidate=low,
-        fp32_ms=statistics.median(times["fp32"]),
-        low_ms=statistics.median(times[low]),
+        fp32_ms=times["fp32"],
+        low_ms=times[low],
         loss_fp32=loss32,
         loss_low=loss_low,
         grad_cosine=cosine,

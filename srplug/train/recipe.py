@@ -1,8 +1,9 @@
 """Training recipes: typed sections read from TOML, YAML, JSON or a mapping.
 
 A recipe file holds one table per section (``[model]``, ``[data]``, ``[optim]``,
-``[schedule]``, ``[loss]``, ``[ema]``, ``[validation]``, ``[checkpoint]``, ``[precision]``)
-plus the top-level keys ``seed``, ``device`` and ``log_every``. ``model.name``,
+``[schedule]``, ``[loss]``, ``[ema]``, ``[validation]``, ``[checkpoint]``, ``[precision]``,
+``[gan]``, ``[dual]``) plus the top-level keys ``kind``, ``seed``, ``device`` and
+``log_every``. ``model.name``,
 ``model.scale``, ``data.train`` and ``schedule.steps`` are required; everything else has a
 default. An unknown key or a bad value raises :class:`~srplug.errors.InputError` naming the
 key (``data.patch_size``).
@@ -26,7 +27,9 @@ from srplug.errors import InputError, SrplugError
 __all__ = [
     "CheckpointSection",
     "DataSection",
+    "DualSection",
     "EmaSection",
+    "GanSection",
     "LossSection",
     "ModelSection",
     "OptimSection",
@@ -227,6 +230,83 @@ class PrecisionSection:
 
 
 @dataclass(frozen=True)
+class GanSection:
+    """``kind = "gan"``: generator loss ``pixel_weight * pixel + feature_weight * VGG
+    feature loss + adversarial_weight * adversarial``; a discriminator trained alongside.
+
+    SRGAN (Ledig et al. 2017) phase 2 is ``pixel_weight = 0``, VGG feature loss (their
+    VGG19 relu5_4; here VGG16 ``relu5_3``) on features scaled by 1/12.75 (the loss by
+    about 0.006), and
+    ``adversarial_weight = 1e-3``, started from the phase-1 SRResNet (``model.init``).
+    """
+
+    discriminator: str = "default"
+    """``"default"`` (:class:`srplug.train.gan.Discriminator`) or ``"package.module:Class"``
+    of an ``nn.Module`` mapping ``(B, 3, H, W)`` in [0, 1] to ``(B, 1)`` logits."""
+    discriminator_options: dict[str, Any] = field(default_factory=dict)
+    """Keyword arguments of the discriminator class."""
+    d_lr: float = 1e-4
+    """Discriminator Adam learning rate (its schedule follows ``schedule``)."""
+    d_betas: tuple[float, float] = (0.9, 0.999)
+    gan_type: Literal["vanilla", "lsgan", "ragan"] = "vanilla"
+    """Adversarial loss: binary cross-entropy on logits, least squares, or relativistic
+    average (ESRGAN)."""
+    adversarial_weight: float = 1e-3
+    pixel_weight: float = 0.0
+    """Weight of ``loss.kind`` (the pixel loss) in the generator loss."""
+    feature_weight: float = 1.0
+    feature_layer: str = "relu5_3"
+    """VGG16 layer of the feature loss (``relu2_2``, ``relu5_3``, ``conv5_3`` ...)."""
+    feature_criterion: Literal["l1", "l2"] = "l2"
+    feature_scale: float = 1.0 / 12.75
+    """Features are multiplied by this before the criterion (SRGAN: 1/12.75)."""
+    vgg_weights: str | None = None
+    """torchvision-layout VGG16 safetensors; default ``$SRPLUG_VGG16_WEIGHTS``."""
+
+    def __post_init__(self) -> None:
+        _require(self.d_lr > 0, "gan.d_lr", f"must be positive, got {self.d_lr}")
+        for b in self.d_betas:
+            _require(0.0 <= b < 1.0, "gan.d_betas", f"values must lie in [0, 1), got {b}")
+        for key in ("adversarial_weight", "pixel_weight", "feature_weight"):
+            _require(getattr(self, key) >= 0, f"gan.{key}", "must be 0 or more")
+        _require(self.feature_scale > 0, "gan.feature_scale", "must be positive")
+        from srplug.perceptual import VGG16_LAYERS
+
+        _require(
+            self.feature_layer in VGG16_LAYERS,
+            "gan.feature_layer",
+            f"unknown VGG16 layer {self.feature_layer!r}; use one of {', '.join(VGG16_LAYERS)}",
+        )
+
+
+@dataclass(frozen=True)
+class DualSection:
+    """``kind = "dual"``: DRN dual regression (Guo et al. 2020).
+
+    The model must offer ``forward_all(lr) -> [out_1x, out_2x, ..., out_Sx]`` and
+    ``dual_models`` (``dual_models[i]`` maps the ``2^(i+1)``-x output down by 2). Paired
+    loss: primal ``loss(out_Sx, hr)`` plus ``loss(out_k, LR pyramid level k)`` for the
+    coarser outputs, plus ``weight`` times the dual loss ``sum_i loss(dual_i(out_(i+1)),
+    level i)``.
+    """
+
+    weight: float = 0.1
+    """Dual-loss weight (DRN's lambda)."""
+    unpaired: bool = False
+    """Fine-tune on LR-only images (``data.train`` holds LR images; ``data.patch_size``
+    stays the HR-side size): dual loss only, ``sum_i loss(D_0(...D_i(out_(i+1))), lr)``."""
+    degradation: tuple[dict[str, Any], ...] | str | None = None
+    """Use this fixed, known HR -> LR degradation (op tables as ``data.degradation``, drawn
+    once: give fixed values, e.g. ``sigma = [1.6, 1.6]``) instead of the learned dual models
+    as the dual mapping ``out_Sx -> lr``; for adapting to LR images of a known blur."""
+    train_dual: bool = True
+    """Update the dual models too (False freezes them)."""
+
+    def __post_init__(self) -> None:
+        _require(self.weight >= 0, "dual.weight", "must be 0 or more")
+
+
+@dataclass(frozen=True)
 class Recipe:
     """A complete training recipe. Build it with :func:`load_recipe`."""
 
@@ -239,6 +319,11 @@ class Recipe:
     validation: ValidationSection = field(default_factory=ValidationSection)
     checkpoint: CheckpointSection = field(default_factory=CheckpointSection)
     precision: PrecisionSection = field(default_factory=PrecisionSection)
+    gan: GanSection = field(default_factory=GanSection)
+    dual: DualSection = field(default_factory=DualSection)
+    kind: Literal["pixel", "gan", "dual"] = "pixel"
+    """``"pixel"``: pixel loss only; ``"gan"``: adds a discriminator and VGG feature loss
+    (``[gan]``); ``"dual"``: DRN dual regression (``[dual]``)."""
     seed: int = 0
     device: str = "auto"
     """``"auto"`` (CUDA when available, else CPU), ``"cpu"`` or ``"cuda"``."""
@@ -263,6 +348,20 @@ class Recipe:
         )
         if self.data.degradation not in (None, "none"):
             _check_degradation(self.data.degradation, self.model.scale)
+        if self.dual.degradation not in (None, "none"):
+            _check_degradation(self.dual.degradation, self.model.scale, "dual.degradation")
+        _require(
+            self.kind == "dual" or not self.dual.unpaired,
+            "dual.unpaired",
+            f"only applies to kind = 'dual', not {self.kind!r}",
+        )
+        if self.kind == "dual":
+            s = self.model.scale
+            _require(
+                s >= 2 and s & (s - 1) == 0,
+                "kind",
+                f"'dual' needs a power-of-two scale (2, 4, 8), got {s}",
+            )
 
     @property
     def final_sets(self) -> tuple[str, ...]:
@@ -287,14 +386,14 @@ class Recipe:
         return _build(cls, raw, "")
 
 
-def _check_degradation(spec: Any, scale: int) -> None:
-    """Build ``data.degradation`` once to report a bad value against its key."""
+def _check_degradation(spec: Any, scale: int, key: str = "data.degradation") -> None:
+    """Build a degradation once to report a bad value against its key."""
     try:
         from srplug.adapters.kornia import build_degradation
 
         build_degradation(spec, scale)
     except SrplugError as exc:  # InputError, or Kornia missing
-        _fail("data.degradation", str(exc))
+        _fail(key, str(exc))
 
 
 def _plain(value: Any) -> Any:

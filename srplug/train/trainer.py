@@ -3,13 +3,18 @@
 A run lives in one output folder::
 
     OUTPUT/recipe.json                   the resolved recipe
-    OUTPUT/train_log.jsonl               {"step", "loss", "lr"} lines and {"step", "val"} lines
+    OUTPUT/train_log.jsonl               {"step", "loss", "lr"[, "terms"]} and {"step", "val"} lines
     OUTPUT/checkpoints/last.pt           newest checkpoint (plus step_000100.pt ... if kept)
     OUTPUT/<model>_x<scale>.safetensors  exported EMA (or raw) weights, once complete
     OUTPUT/<model>_x<scale>.json         its model card
 
 Under ``torchrun`` every process runs the same code; rank 0 alone logs, validates and
 writes files.
+
+What a step minimises comes from the recipe's ``kind`` (an
+:class:`~srplug.train.objectives.Objective`): the pixel loss, SRGAN-style perceptual/GAN
+training with a discriminator (:mod:`srplug.train.gan`), or DRN dual regression, paired or
+on LR-only images (:mod:`srplug.train.dual`).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ from srplug.train.data import PatchStream, TrainPairs, resolve_train_folders
 from srplug.train.ema import ModelEMA
 from srplug.train.export import build_card, export_weights, write_json_atomic
 from srplug.train.losses import build_loss
-from srplug.train.precision import Precision, autocast, probe_precision, resolve_fixed
+from srplug.train.objectives import Objective, build_objective
+from srplug.train.precision import Precision, probe_precision, resolve_fixed
 from srplug.train.recipe import Recipe, load_recipe
 from srplug.train.schedules import build_scheduler
 from srplug.train.validation import CachedBenchmark, metric_key, score
@@ -88,7 +94,9 @@ class _Run:
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler | None
     loss_fn: nn.Module
-    data: TrainPairs
+    objective: Objective
+    data: TrainPairs | Any
+    """:class:`TrainPairs`, or LR-only patches (:class:`~srplug.train.dual.LRPatches`)."""
     train_folders: list[Path]
     val_sets: list[BenchmarkDataset]
     final_sets: list[BenchmarkDataset]
@@ -100,6 +108,8 @@ class _Run:
     scored: dict[int, DatasetResult] = field(default_factory=dict)
     """Results at the current step by ``id(dataset)``, so the final scoring reuses them."""
     scored_step: int = -1
+    terms: dict[str, float] = field(default_factory=dict)
+    """Named loss terms of the last step (GAN/dual objectives), logged beside the loss."""
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -281,7 +291,9 @@ class DefaultTrainer:
             if recipe.ema.enabled
             else None
         )
-        optimizer = _build_optimizer(model, recipe)
+        loss_fn = build_loss(recipe.loss.kind, recipe.loss.eps)
+        objective = build_objective(recipe, model, loss_fn, ctx)
+        optimizer = _build_optimizer([*model.parameters(), *objective.extra_parameters()], recipe)
         s = recipe.schedule
         scheduler = build_scheduler(
             optimizer,
@@ -304,7 +316,8 @@ class DefaultTrainer:
             optimizer=optimizer,
             scheduler=scheduler,
             scaler=None,
-            loss_fn=build_loss(recipe.loss.kind, recipe.loss.eps),
+            loss_fn=loss_fn,
+            objective=objective,
             data=data,
             train_folders=folders,
             val_sets=val_sets,
@@ -331,14 +344,14 @@ class DefaultTrainer:
             run.scaler = torch.amp.GradScaler("cuda")
             if state is not None and "scaler" in state:
                 run.scaler.load_state_dict(state["scaler"])
-        run.train_model = ctx.wrap(model)
+        run.train_model = ctx.wrap(objective.training_module())
         return run
 
     def _datasets(
         self, recipe: Recipe, channels: Channels, ctx: distributed.DistContext
-    ) -> tuple[list[CachedBenchmark], list[CachedBenchmark], list[Path], TrainPairs]:
+    ) -> tuple[list[CachedBenchmark], list[CachedBenchmark], list[Path], Any]:
         """Validation sets, final sets, training folders (none of them a benchmark) and the
-        cached training pairs."""
+        cached training pairs (LR-only patches for unpaired dual training)."""
         scale = recipe.model.scale
         root = self.data_root or recipe.data.root
         val_sets = [CachedBenchmark(d, scale, data_root=root) for d in recipe.validation.sets]
@@ -350,6 +363,19 @@ class DefaultTrainer:
         folders = resolve_train_folders(
             recipe.data.train, root, exclude=[v.root for v in (*val_sets, *final_sets)]
         )
+        if recipe.kind == "dual" and recipe.dual.unpaired:
+            from srplug.train.dual import LRPatches
+
+            lr_only = LRPatches(
+                folders,
+                scale,
+                recipe.data.patch_size,
+                channels=channels,
+                flip=recipe.data.flip,
+                rot90=recipe.data.rot90,
+                seed=recipe.seed,
+            )
+            return val_sets, final_sets, folders, lr_only
         data = TrainPairs(
             folders,
             scale,
@@ -370,6 +396,9 @@ class DefaultTrainer:
         if p.mode != "auto":
             run.precision = resolve_fixed(p.mode, device)
             run.precision_note = f"precision {run.precision} (from the recipe)"
+        elif not run.objective.paired:
+            run.precision = "fp32"
+            run.precision_note = "precision fp32 (auto: the probe needs HR patches; LR-only data)"
         else:
             note = ""
             chosen: Precision = "fp32"
@@ -407,6 +436,7 @@ class DefaultTrainer:
 
     def _restore(self, run: _Run, state: Mapping[str, Any]) -> None:
         run.model.load_state_dict(state["model"])
+        run.objective.load_state_dict(state.get("objective", {}))
         run.optimizer.load_state_dict(state["optimizer"])
         run.scheduler.load_state_dict(state["scheduler"])
         if run.ema is not None:
@@ -487,7 +517,10 @@ class DefaultTrainer:
             smoothed = loss if math.isnan(smoothed) else 0.95 * smoothed + 0.05 * loss
             if run.step % run.recipe.log_every == 0 or run.step == end:
                 mean = float(run.ctx.mean(torch.tensor(loss, dtype=torch.float64)))
-                _write_line(log, {"step": run.step, "loss": mean, "lr": lr_used})
+                record: dict[str, Any] = {"step": run.step, "loss": mean, "lr": lr_used}
+                if run.terms:
+                    record["terms"] = dict(run.terms)
+                _write_line(log, record)
             for callback in self.callbacks:
                 callback(self._event(run, loss, lr_used))
             if run.val_sets and (run.step % run.recipe.validation.every == 0 or run.step == total):
@@ -503,9 +536,7 @@ class DefaultTrainer:
 
     def _step(self, run: _Run, lr: torch.Tensor, hr: torch.Tensor) -> float:
         lr, hr = self._to_device(run, lr, hr)
-        with autocast(run.precision, run.ctx.device):
-            out = run.train_model(lr)
-        loss = run.loss_fn(out.float(), hr)
+        loss, terms = run.objective.generator_loss(run.train_model, lr, hr, run.precision)
         if not torch.isfinite(loss):
             raise InputError(
                 f"loss became {loss.detach().item()} at step {run.step + 1}; lower optim.lr, "
@@ -513,21 +544,24 @@ class DefaultTrainer:
             )
         run.optimizer.zero_grad(set_to_none=True)
         clip = run.recipe.optim.grad_clip
+        params = [p for group in run.optimizer.param_groups for p in group["params"]]
         if run.scaler is not None:
             run.scaler.scale(loss).backward()
             if clip:
                 run.scaler.unscale_(run.optimizer)
-                nn.utils.clip_grad_norm_(run.model.parameters(), clip)
+                nn.utils.clip_grad_norm_(params, clip)
             run.scaler.step(run.optimizer)
             run.scaler.update()
         else:
             loss.backward()
             if clip:
-                nn.utils.clip_grad_norm_(run.model.parameters(), clip)
+                nn.utils.clip_grad_norm_(params, clip)
             run.optimizer.step()
         run.scheduler.step()
         if run.ema is not None:
             run.ema.update(run.model)
+        terms.update(run.objective.after_step(run.step + 1, run.precision))
+        run.terms = terms
         return loss.detach().item()
 
     def _event(self, run: _Run, loss: float, lr: float) -> StepEvent:
@@ -593,6 +627,9 @@ class DefaultTrainer:
                 },
                 "metrics": dict(run.metrics),
             }
+            extra = run.objective.state_dict()
+            if extra:
+                state["objective"] = extra
             if run.scaler is not None:
                 state["scaler"] = run.scaler.state_dict()
             ckpt.save_atomic(state, run.checkpoint_dir / LAST)
@@ -615,7 +652,8 @@ class DefaultTrainer:
                 steps=run.step,
                 results=results,
                 notes=f"{run.precision_note}; EMA "
-                + (f"decay {run.recipe.ema.decay}" if run.ema is not None else "off"),
+                + (f"decay {run.recipe.ema.decay}" if run.ema is not None else "off")
+                + ("" if run.recipe.kind == "pixel" else f"; recipe kind {run.recipe.kind!r}"),
             )
             weights = export_weights(run.export_model, card, run.weights_path)
             for r in results:
@@ -637,10 +675,11 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
-def _build_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
+def _build_optimizer(params: Sequence[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
     o = recipe.optim
     cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-    return cls(model.parameters(), lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+    trainable = [p for p in params if p.requires_grad]
+    return cls(trainable, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
 
 
 def _write_line(log: Any, record: Mapping[str, Any]) -> None:

@@ -35,24 +35,28 @@ PAPER = "Navarrete Michelini, Lu, Jiang: edge-SR: Super-Resolution For The Masse
 SCALES = (2, 3, 4)
 
 
-def build_esr_max(scale: int, k: int = 7, C: int = 13) -> EdgeSRMax:
-    """eSR-MAX: ``k x k`` conv to ``s*s*C`` maps, max over the ``C`` candidates."""
-    return EdgeSRMax(scale=scale, k=k, C=C)
+def build_esr_max(scale: int, k: int = 7, C: int = 13, impl: str = "ref") -> EdgeSRMax:
+    """eSR-MAX: ``k x k`` conv to ``s*s*C`` maps, max over the ``C`` candidates.
+
+    ``impl``: ``"ref"`` (PyTorch) or the fused kernel of :mod:`srplug.ops` (``"auto"``,
+    ``"cpp"``, ``"cuda"``), the same for every edge-SR builder.
+    """
+    return EdgeSRMax(scale=scale, k=k, C=C, impl=impl)
 
 
-def build_esr_tm(scale: int, k: int = 7, C: int = 16) -> EdgeSRTM:
+def build_esr_tm(scale: int, k: int = 7, C: int = 16, impl: str = "ref") -> EdgeSRTM:
     """eSR-TM: ``k x k`` conv to ``2*s*s*C`` maps, ``sum value * softmax(match)``."""
-    return EdgeSRTM(scale=scale, k=k, C=C)
+    return EdgeSRTM(scale=scale, k=k, C=C, impl=impl)
 
 
-def build_esr_tr(scale: int, k: int = 7, C: int = 13) -> EdgeSRTR:
+def build_esr_tr(scale: int, k: int = 7, C: int = 13, impl: str = "ref") -> EdgeSRTR:
     """eSR-TR: ``k x k`` conv to ``3*s*s*C`` maps, ``sum value * softmax(query * key)``."""
-    return EdgeSRTR(scale=scale, k=k, C=C)
+    return EdgeSRTR(scale=scale, k=k, C=C, impl=impl)
 
 
-def build_esr_cnn(scale: int, C: int = 8, D: int = 3, S: int = 9) -> EdgeSRCNN:
+def build_esr_cnn(scale: int, C: int = 8, D: int = 3, S: int = 9, impl: str = "ref") -> EdgeSRCNN:
     """eSR-CNN: 5x5 conv D + tanh, 3x3 conv S + tanh, 3x3 conv to ``2*s*s*C``, reduction."""
-    return EdgeSRCNN(scale=scale, C=C, D=D, S=S)
+    return EdgeSRCNN(scale=scale, C=C, D=D, S=S, impl=impl)
 
 
 _MODELS: tuple[tuple[str, str, Callable[..., EdgeSR], str], ...] = (

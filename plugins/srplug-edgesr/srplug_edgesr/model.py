@@ -61,18 +61,26 @@ class EdgeSR(nn.Module):
     :attr:`tile_elements` values, so they stay in the CPU cache: several times faster than
     one convolution over the whole image followed by the reduction, and the same result.
     When gradients are tracked the whole image is processed at once.
+
+    ``impl`` routes the last convolution, the shuffle and the reduction through the fused
+    :func:`srplug.ops.esr_upscale` kernel: ``"ref"`` (default) keeps the PyTorch path above,
+    ``"auto"`` uses the compiled kernel when the extension is available (else this path),
+    ``"cpp"`` / ``"cuda"`` require it. Same function; results agree to float rounding.
     """
 
     groups: ClassVar[int] = 1
     family: ClassVar[str] = ""
+    reduction: ClassVar[str] = ""
+    """The :func:`srplug.ops.esr_upscale` reduction: ``max``, ``tm``, ``tr`` or ``cnn``."""
     filter: nn.Module
     tile_elements: int = 1 << 20
     """Values (N * G*s*s*C * rows * width) per strip of the inference path (~4 MB float32)."""
 
-    def __init__(self, scale: int, C: int) -> None:
+    def __init__(self, scale: int, C: int, impl: str = "ref") -> None:
         super().__init__()
         self.scale = _positive_int("scale", scale)
         self.channels = _positive_int("C", C)
+        self.impl = _check_impl(impl)
         self.register_load_state_dict_pre_hook(_check_loaded_shapes)
 
     @property
@@ -104,6 +112,12 @@ class EdgeSR(nn.Module):
                 f"edge-SR networks take (N, 1, h, w) luma tensors, got {tuple(x.shape)}"
             )
         hidden = self.body(x)
+        if self.impl != "ref":
+            from srplug.ops import esr_upscale
+
+            return esr_upscale(
+                hidden, self.last_conv().weight, self.scale, self.reduction, impl=self.impl
+            )
         tracking = torch.is_grad_enabled() and (
             x.requires_grad or any(p.requires_grad for p in self.parameters())
         )
@@ -162,8 +176,8 @@ class _OneLayer(EdgeSR):
     """eSR-MAX / TM / TR: a single bias-free ``k x k`` convolution (odd ``k``), zero padding
     ``(k-1)//2``."""
 
-    def __init__(self, scale: int, k: int, C: int) -> None:
-        super().__init__(scale, C)
+    def __init__(self, scale: int, k: int, C: int, impl: str = "ref") -> None:
+        super().__init__(scale, C, impl)
         self.kernel_size = _positive_int("k", k)
         if k % 2 == 0:
             raise InputError(f"edge-SR option k must be odd (a centred filter), got {k}")
@@ -187,13 +201,15 @@ class EdgeSRMax(_OneLayer):
         scale: integer upscaling factor ``s``.
         k: filter size (odd in the authors' models: 3, 5, 7).
         C: number of candidate upscalers; ``s*s*C`` filters of ``k x k``, no bias.
+        impl: ``"ref"`` (PyTorch), ``"auto"``, ``"cpp"`` or ``"cuda"`` (fused kernel).
     """
 
     groups = 1
     family = "eSR-MAX"
+    reduction = "max"
 
-    def __init__(self, scale: int = 2, k: int = 7, C: int = 13) -> None:
-        super().__init__(scale, k, C)
+    def __init__(self, scale: int = 2, k: int = 7, C: int = 13, impl: str = "ref") -> None:
+        super().__init__(scale, k, C, impl)
 
     def reduce(
         self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
@@ -209,13 +225,15 @@ class EdgeSRTM(_OneLayer):
         scale: integer upscaling factor ``s``.
         k: filter size.
         C: number of (value, match) filter pairs per output phase; ``2*s*s*C`` filters.
+        impl: ``"ref"`` (PyTorch), ``"auto"``, ``"cpp"`` or ``"cuda"`` (fused kernel).
     """
 
     groups = 2
     family = "eSR-TM"
+    reduction = "tm"
 
-    def __init__(self, scale: int = 2, k: int = 7, C: int = 16) -> None:
-        super().__init__(scale, k, C)
+    def __init__(self, scale: int = 2, k: int = 7, C: int = 16, impl: str = "ref") -> None:
+        super().__init__(scale, k, C, impl)
 
     def reduce(
         self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
@@ -231,13 +249,15 @@ class EdgeSRTR(_OneLayer):
         scale: integer upscaling factor ``s``.
         k: filter size.
         C: number of (value, query, key) filter triples per phase; ``3*s*s*C`` filters.
+        impl: ``"ref"`` (PyTorch), ``"auto"``, ``"cpp"`` or ``"cuda"`` (fused kernel).
     """
 
     groups = 3
     family = "eSR-TR"
+    reduction = "tr"
 
-    def __init__(self, scale: int = 2, k: int = 7, C: int = 13) -> None:
-        super().__init__(scale, k, C)
+    def __init__(self, scale: int = 2, k: int = 7, C: int = 13, impl: str = "ref") -> None:
+        super().__init__(scale, k, C, impl)
 
     def reduce(
         self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
@@ -259,13 +279,17 @@ class EdgeSRCNN(EdgeSR):
         C: candidates per phase.
         D: channels of the 5x5 layer (0: no such layer, the 3x3 layer reads the input).
         S: channels of the 3x3 hidden layer.
+        impl: ``"ref"`` (PyTorch), ``"auto"``, ``"cpp"`` or ``"cuda"`` (fused kernel).
     """
 
     groups = 2
     family = "eSR-CNN"
+    reduction = "cnn"
 
-    def __init__(self, scale: int = 2, C: int = 8, D: int = 3, S: int = 9) -> None:
-        super().__init__(scale, C)
+    def __init__(
+        self, scale: int = 2, C: int = 8, D: int = 3, S: int = 9, impl: str = "ref"
+    ) -> None:
+        super().__init__(scale, C, impl)
         self.depth = _positive_int("D", D, minimum=0)
         self.width = _positive_int("S", S)
         layers: list[nn.Module] = []
@@ -297,6 +321,16 @@ class EdgeSRCNN(EdgeSR):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, D={self.depth}, S={self.width}"
+
+
+def _check_impl(impl: object) -> str:
+    choices = ("ref", "auto", "cpp", "cuda")
+    if impl not in choices:
+        raise InputError(
+            f"edge-SR option impl must be one of {', '.join(map(repr, choices))}, got {impl!r}"
+        )
+    assert isinstance(impl, str)
+    return impl
 
 
 def _attend(value: torch.Tensor, logits: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:

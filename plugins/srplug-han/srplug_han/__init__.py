@@ -1,0 +1,58 @@
+"""The ``han`` srplug model: HAN (Niu et al., ECCV 2020).
+
+``srplug.get("han", weights="HAN_BIX4.pt")`` loads the authors' files as they are; the scale
+and depth come from the tensors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import srplug
+from srplug_han.convert import convert_state_dict, options_from_weights
+from srplug_han.model import CSAM, HAN, LAM
+
+__all__ = ["CSAM", "HAN", "LAM", "build", "register_models"]
+
+SCALES = (2, 3, 4, 8)
+PAPER = "https://arxiv.org/abs/2008.08767"
+
+
+def build(
+    scale: int,
+    n_resgroups: int = 10,
+    n_resblocks: int = 20,
+    n_feats: int = 64,
+    reduction: int = 16,
+    rgb_range: float = 255.0,
+) -> HAN:
+    """A :class:`HAN` (RCAN backbone 10 x 20, 64 features, layer + channel-spatial attention)."""
+    return HAN(
+        scale,
+        n_resgroups=n_resgroups,
+        n_resblocks=n_resblocks,
+        n_feats=n_feats,
+        reduction=reduction,
+        rgb_range=rgb_range,
+    )
+
+
+@srplug.hookimpl
+def register_models(register: Callable[[srplug.ModelSpec], None]) -> None:
+    register(
+        srplug.ModelSpec(
+            name="han",
+            build=build,
+            smoke_options={"n_resgroups": 1, "n_resblocks": 1},
+            channels="rgb",
+            scales=SCALES,
+            description=(
+                "HAN: RCAN backbone (10 x 20 RCABs, 64 features) with a layer attention "
+                "module and a channel-spatial attention module; RGB"
+            ),
+            paper=PAPER,
+            license="Apache-2.0",
+            convert_state_dict=convert_state_dict,
+            options_from_weights=options_from_weights,
+        )
+    )

@@ -1,0 +1,153 @@
+"""Building blocks of the RCAN family (RCAN, SAN, HAN, DRN), with the official parameter names.
+
+The RCAN code base (and SAN, HAN and DRN, which grew out of it) works on RGB in [0, 255]: a
+1x1 :class:`MeanShift` subtracts the DIV2K mean first and another adds it back at the end.
+The modules here keep the official attribute names so that the authors' checkpoints load as
+they are: ``conv_du.0`` / ``conv_du.2`` in :class:`ChannelAttention`, ``body.{0,2,3}`` in
+:class:`RCAB`, ``{0,2,...}`` in :class:`Upsampler`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from srplug.errors import InputError
+
+__all__ = [
+    "DIV2K_RGB_MEAN",
+    "RCAB",
+    "ChannelAttention",
+    "MeanShift",
+    "Upsampler",
+    "check_positive",
+    "conv",
+]
+
+#: Mean RGB of DIV2K in [0, 1], the value every model of the family shifts by.
+DIV2K_RGB_MEAN: tuple[float, float, float] = (0.4488, 0.4371, 0.4040)
+
+
+def check_positive(model: str, name: str, value: object) -> int:
+    """``value`` if it is a positive int, else :class:`~srplug.errors.InputError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{model} option {name} must be a positive int, got {value!r}")
+    return value
+
+
+def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
+    """A stride-1 convolution with zero "same" padding (``kernel_size // 2``)."""
+    return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+class MeanShift(nn.Conv2d):
+    """1x1 convolution ``y = x + sign * rgb_range * mean`` on ``(N, 3, H, W)`` RGB.
+
+    ``weight`` is the identity ``(3, 3, 1, 1)`` and ``bias`` ``(3,)`` holds
+    ``sign * rgb_range * mean``; both are parameters (so checkpoints carry them, as in the
+    official code) but frozen (``requires_grad=False``).
+    """
+
+    def __init__(
+        self,
+        rgb_range: float,
+        rgb_mean: tuple[float, float, float] = DIV2K_RGB_MEAN,
+        sign: int = -1,
+    ) -> None:
+        super().__init__(3, 3, kernel_size=1)
+        with torch.no_grad():
+            self.weight.copy_(torch.eye(3).view(3, 3, 1, 1))
+            self.bias.copy_(sign * rgb_range * torch.tensor(rgb_mean))
+        for p in self.parameters():
+            p.requires_grad_(False)
+
+
+class ChannelAttention(nn.Module):
+    """RCAN's channel attention: ``x * sigmoid(W2 relu(W1 avgpool(x)))``.
+
+    ``conv_du.0`` is the 1x1 down-projection ``(C // reduction, C, 1, 1)`` and ``conv_du.2``
+    the 1x1 up-projection ``(C, C // reduction, 1, 1)``, both with bias, as in the official
+    code (``CALayer``). Maps ``(N, C, H, W)`` to the same shape and dtype.
+    """
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        if channels // reduction < 1:
+            raise InputError(
+                f"channel attention on {channels} channels with reduction {reduction} leaves "
+                "no channel: use a smaller reduction or more features"
+            )
+        self.conv_du = nn.Sequential(
+            nn.Conv2d(channels, channels // reduction, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels // reduction, channels, 1),
+            nn.Sigmoid(),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))
+
+
+class RCAB(nn.Module):
+    """Residual channel attention block: ``x + CA(conv(relu(conv(x))))``.
+
+    Keys ``body.0`` and ``body.2`` (3x3 convolutions with bias) and ``body.3``
+    (:class:`ChannelAttention`), as in the official RCAN, HAN and DRN code.
+    ``attention`` builds the attention layer (``attention(channels, reduction)``).
+    """
+
+    def __init__(
+        self,
+        channels: int,
+        reduction: int = 16,
+        kernel_size: int = 3,
+        attention: type[nn.Module] = ChannelAttention,
+    ) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            conv(channels, channels, kernel_size),
+            nn.ReLU(inplace=True),
+            conv(channels, channels, kernel_size),
+            attention(channels, reduction),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + x
+
+
+class Upsampler(nn.Sequential):
+    """Sub-pixel upsampler of EDSR/RCAN: ``log2(scale)`` times (3x3 conv to ``4 C``, pixel
+    shuffle 2) for powers of two, or one 3x3 conv to ``9 C`` and pixel shuffle 3.
+
+    Keys ``0``, ``2``, ``4`` ... are the convolutions. ``(N, C, h, w) -> (N, C, h*s, w*s)``.
+    """
+
+    def __init__(self, scale: int, channels: int) -> None:
+        layers: list[nn.Module] = []
+        if scale >= 2 and scale & (scale - 1) == 0:
+            for _ in range(int(math.log2(scale))):
+                layers += [conv(channels, 4 * channels, 3), nn.PixelShuffle(2)]
+        elif scale == 3:
+            layers += [conv(channels, 9 * channels, 3), nn.PixelShuffle(3)]
+        else:
+            raise InputError(
+                f"the RCAN-style upsampler supports scales 2, 3, 4, 8 ..., not {scale}"
+            )
+        super().__init__(*layers)
+
+
+def upsampler_scale(state: dict[str, torch.Tensor], prefix: str, channels: int) -> int | None:
+    """The scale of an :class:`Upsampler` stored under ``prefix`` (``"tail.0."``) in ``state``,
+    read from its convolutions' output channels; None when there is none."""
+    outs = []
+    index = 0
+    while f"{prefix}{index}.weight" in state:
+        outs.append(int(state[f"{prefix}{index}.weight"].shape[0]))
+        index += 2
+    if outs == [9 * channels]:
+        return 3
+    if outs and all(o == 4 * channels for o in outs):
+        return 2 ** len(outs)
+    return None

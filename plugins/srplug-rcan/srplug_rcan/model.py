@@ -1,0 +1,91 @@
+"""RCAN (Zhang et al., "Image Super-Resolution Using Very Deep Residual Channel Attention
+Networks", ECCV 2018), laid out like the official code (yulunzhang/RCAN)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from srplug_rcan.blocks import RCAB, MeanShift, Upsampler, check_positive, conv
+
+__all__ = ["RCAN", "ResidualGroup"]
+
+
+class ResidualGroup(nn.Module):
+    """``n_resblocks`` :class:`~srplug_rcan.blocks.RCAB` then a 3x3 conv, plus a short skip.
+
+    Keys ``body.0`` .. ``body.{n-1}`` (RCABs) and ``body.{n}`` (the conv).
+    """
+
+    def __init__(self, channels: int, n_resblocks: int, reduction: int) -> None:
+        super().__init__()
+        blocks: list[nn.Module] = [RCAB(channels, reduction) for _ in range(n_resblocks)]
+        self.body = nn.Sequential(*blocks, conv(channels, channels, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x) + x
+
+
+class RCAN(nn.Module):
+    """Residual in residual: head conv, ``n_resgroups`` :class:`ResidualGroup` and a conv with
+    a long skip, then the sub-pixel upsampler and a conv to RGB.
+
+    ``forward`` maps RGB ``(N, 3, h, w)`` float in [0, 1] to ``(N, 3, h*scale, w*scale)``
+    (not clamped). Inside, as in the official code, the network sees ``x * rgb_range`` minus
+    the DIV2K mean (``sub_mean``) and its output is divided by ``rgb_range`` after
+    ``add_mean``, so checkpoints trained with ``rgb_range=255`` give the official output.
+
+    State-dict keys are the official ones: ``sub_mean``, ``head.0``,
+    ``body.{g}.body.{b}.body.{0,2,3.conv_du.0,3.conv_du.2}``, ``body.{g}.body.{n_resblocks}``,
+    ``body.{n_resgroups}``, ``tail.0.{0,2,...}``, ``tail.1``, ``add_mean``.
+
+    Args:
+        scale: 2, 3, 4 or 8 (any power of two works).
+        n_resgroups: residual groups (10).
+        n_resblocks: RCABs per group (20).
+        n_feats: feature channels (64).
+        reduction: channel-attention reduction (16).
+        rgb_range: the pixel range the weights were trained for (255).
+    """
+
+    receptive_field: int | None = None
+    """Global (channel attention pools the whole image): srplug's tiling uses its default
+    context instead of measuring."""
+
+    def __init__(
+        self,
+        scale: int,
+        n_resgroups: int = 10,
+        n_resblocks: int = 20,
+        n_feats: int = 64,
+        reduction: int = 16,
+        rgb_range: float = 255.0,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("scale", scale),
+            ("n_resgroups", n_resgroups),
+            ("n_resblocks", n_resblocks),
+            ("n_feats", n_feats),
+            ("reduction", reduction),
+        ):
+            check_positive("RCAN", name, value)
+        self.scale = scale
+        self.rgb_range = float(rgb_range)
+        self.sub_mean = MeanShift(self.rgb_range, sign=-1)
+        self.head = nn.Sequential(conv(3, n_feats, 3))
+        groups: list[nn.Module] = [
+            ResidualGroup(n_feats, n_resblocks, reduction) for _ in range(n_resgroups)
+        ]
+        self.body = nn.Sequential(*groups, conv(n_feats, n_feats, 3))
+        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
+        self.add_mean = MeanShift(self.rgb_range, sign=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, h, w)`` RGB in [0, 1] -> ``(N, 3, h*scale, w*scale)``."""
+        x = self.head(self.sub_mean(x * self.rgb_range))
+        x = self.body(x) + x
+        return self.add_mean(self.tail(x)) / self.rgb_range
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, rgb_range={self.rgb_range:g}"

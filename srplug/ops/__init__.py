@@ -1,0 +1,40 @@
+"""Fused kernels for super-resolution networks (C++ with OpenMP, CUDA), with references.
+
+- :func:`esr_upscale`: edge-SR's conv -> pixel shuffle -> reduction over the candidates
+  (max / template matching / transformer / eSR-CNN) without storing the feature maps.
+- :func:`pixel_shuffle`: pixel shuffle fused with the preceding bias and an activation.
+- :func:`channel_attention` and :class:`ChannelAttention`: RCAN's channel attention with
+  the RCAB residual add, in two passes over the feature map.
+
+Each takes ``impl="auto" | "ref" | "cpp" | "cuda"``; the pure-PyTorch references are in
+:mod:`srplug.ops.reference`. The extension is compiled on first use and cached
+(:mod:`srplug.ops.loader`); ``srplug doctor`` says what runs and why, ``srplug doctor
+--build`` (or ``python -m srplug.ops build``) compiles ahead of time.
+"""
+
+from __future__ import annotations
+
+from srplug.ops.functional import (
+    IMPLS,
+    OpsFallbackWarning,
+    channel_attention,
+    esr_upscale,
+    pixel_shuffle,
+    resolve_impl,
+)
+from srplug.ops.loader import BuildStatus, OpsBuildError, load, status
+from srplug.ops.modules import ChannelAttention
+
+__all__ = [
+    "IMPLS",
+    "BuildStatus",
+    "ChannelAttention",
+    "OpsBuildError",
+    "OpsFallbackWarning",
+    "channel_attention",
+    "esr_upscale",
+    "load",
+    "pixel_shuffle",
+    "resolve_impl",
+    "status",
+]
