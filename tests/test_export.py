@@ -9,6 +9,7 @@ import torch
 import srplug
 from srplug.cli import main
 from srplug.export import ExportError, to_onnx
+from tests.helpers.torch_utils import one_thread
 
 pytest.importorskip("onnx", reason="ONNX export needs the onnx package (pip install onnx)")
 pytest.importorskip("onnxscript", reason="torch's dynamo ONNX exporter needs onnxscript")
@@ -17,10 +18,8 @@ ort = pytest.importorskip("onnxruntime", reason="the parity checks run in onnxru
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_thread():
+        yield
 
 
 def run_onnx(path, x: np.ndarray) -> np.ndarray:

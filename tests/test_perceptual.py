@@ -15,6 +15,7 @@ from srplug.perceptual import LPIPS, LPIPS_ENV, VGG16_ENV, VGG16_LAYERS, VGG16Fe
 from srplug.weights import save_safetensors
 from tests.conftest import REPO_ROOT
 from tests.formats.reference import conv2d_same
+from tests.helpers.torch_utils import one_thread
 
 WEIGHTS = Path(os.environ.get("SRPLUG_TEST_WEIGHTS", REPO_ROOT.parent / "shared" / "weights"))
 VGG_FILE = WEIGHTS / "vgg16_imagenet_features.safetensors"
@@ -25,10 +26,8 @@ WIDTHS = (64, 64, 128, 128, 256, 256, 256, 512, 512, 512, 512, 512, 512)
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="module")

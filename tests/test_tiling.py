@@ -22,14 +22,13 @@ from srplug.tiling import (
 )
 from srplug.upsampler import ModuleUpsampler
 from tests.helpers.sr_nets import ChannelAttentionNet, EDSRLike
+from tests.helpers.torch_utils import one_thread
 
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with one_thread():
+        yield
 
 
 def sample(height: int = 70, width: int = 83) -> torch.Tensor:

@@ -19,10 +19,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-import torch
 from hypothesis import HealthCheck, settings
 
 from srplug.errors import SrplugError
+from tests.helpers.torch_utils import one_thread
 
 FUZZ_ENV = "SRPLUG_FUZZ_EXAMPLES"
 LONG_RUN = int(os.environ.get(FUZZ_ENV, "0") or 0)
@@ -70,10 +70,8 @@ def outcome(name: str, call: Callable[[], T]) -> tuple[T | None, SrplugError | N
 @pytest.fixture(scope="session", autouse=True)
 def _one_thread() -> Any:
     """One intra-op thread: many tiny calls on a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

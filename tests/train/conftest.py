@@ -8,12 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
 
 from srplug.io import write_image
 from srplug.resize import imresize_uint8
 from srplug.train.recipe import read_recipe_file
 from tests.conftest import REPO_ROOT
+from tests.helpers.torch_utils import one_thread
 from tests.train import tiny_models
 
 TINY_RECIPE = REPO_ROOT / "recipes" / "tiny.toml"
@@ -34,10 +34,8 @@ def make_images(folder: Path, count: int, size: tuple[int, int], seed: int) -> P
 @pytest.fixture(autouse=True)
 def _one_thread():
     """One intra-op thread: fast on a busy 2-core machine, and the same in subprocesses."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with one_thread():
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from srplug_rcan import family_spec
+
 import srplug
 from srplug_han.convert import convert_state_dict, options_from_weights
 from srplug_han.model import CSAM, HAN, LAM
 
 __all__ = ["CSAM", "HAN", "LAM", "build", "register_models"]
 
-SCALES = (2, 3, 4, 8)
 PAPER = "https://arxiv.org/abs/2008.08767"
 
 
@@ -40,19 +41,13 @@ def build(
 @srplug.hookimpl
 def register_models(register: Callable[[srplug.ModelSpec], None]) -> None:
     register(
-        srplug.ModelSpec(
-            name="han",
-            build=build,
-            smoke_options={"n_resgroups": 1, "n_resblocks": 1},
-            channels="rgb",
-            scales=SCALES,
-            description=(
-                "HAN: RCAN backbone (10 x 20 RCABs, 64 features) with a layer attention "
-                "module and a channel-spatial attention module; RGB"
-            ),
-            paper=PAPER,
-            license="Apache-2.0",
-            convert_state_dict=convert_state_dict,
-            options_from_weights=options_from_weights,
+        family_spec(
+            "han",
+            build,
+            "HAN: RCAN backbone (10 x 20 RCABs, 64 features) with a layer attention "
+            "module and a channel-spatial attention module; RGB",
+            PAPER,
+            convert_state_dict,
+            options_from_weights,
         )
     )

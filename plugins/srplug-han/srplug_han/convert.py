@@ -9,15 +9,11 @@ wrapper is removed by srplug).
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import torch
-from srplug_rcan.blocks import upsampler_scale
-from srplug_rcan.convert import describe_keys, family_of, strip_prefix
-
-from srplug.errors import WeightsError
+from srplug_rcan.convert import require_family, trunk_options
 
 __all__ = ["convert_state_dict", "options_from_weights"]
 
@@ -30,45 +26,22 @@ def convert_state_dict(state: StateDict) -> StateDict:
     Raises :class:`~srplug.errors.WeightsError` otherwise, naming the model for an RCAN, SAN
     or DRN file.
     """
-    state = strip_prefix(state, "model.")
-    family = family_of(state)
-    if family == "han":
-        return dict(state)
-    if family is not None:
-        name = "drn-s or drn-l" if family == "drn" else repr(family)
-        raise WeightsError(
-            f"this is a {family.upper()} checkpoint, not a HAN one: use model {name}"
-        )
-    raise WeightsError(
-        "not a HAN checkpoint: expected the HAN authors' keys (sub_mean, head.0, body.*, csa.*, "
-        f"la.gamma, last_conv, last, tail.*, add_mean), got [{describe_keys(state)}]"
+    return require_family(
+        state,
+        "han",
+        "HAN",
+        "sub_mean, head.0, body.*, csa.*, la.gamma, last_conv, last, tail.*, add_mean",
     )
-
-
-def _count(state: StateDict, pattern: str) -> int:
-    regex = re.compile(pattern)
-    found = {int(m.group(1)) for k in state if (m := regex.match(k))}
-    return max(found) + 1 if found else 0
 
 
 def options_from_weights(path: Path, state: StateDict) -> dict[str, Any]:
     """Build options from the tensors: ``n_feats``, ``n_resgroups``, ``n_resblocks``,
     ``reduction`` and ``scale``."""
-    ours = convert_state_dict(state)
-    head = ours.get("head.0.weight")
-    squeeze = ours.get("body.0.body.0.body.3.conv_du.0.weight")
-    if head is None or squeeze is None or head.ndim != 4 or head.shape[1] != 3:
-        raise WeightsError(f"{path}: incomplete HAN checkpoint or not an RGB model")
-    n_feats = int(head.shape[0])
-    scale = upsampler_scale(ours, "tail.0.", n_feats)
-    n_resgroups = _count(ours, r"^body\.(\d+)\.body\.0\.body\.0\.weight$")
-    n_resblocks = _count(ours, r"^body\.0\.body\.(\d+)\.body\.0\.weight$")
-    if scale is None or not n_resgroups or not n_resblocks:
-        raise WeightsError(f"{path}: incomplete HAN checkpoint (no upsampler or no groups)")
-    return {
-        "n_feats": n_feats,
-        "n_resgroups": n_resgroups,
-        "n_resblocks": n_resblocks,
-        "reduction": n_feats // int(squeeze.shape[0]),
-        "scale": scale,
-    }
+    return trunk_options(
+        path,
+        convert_state_dict(state),
+        "HAN",
+        "body.0.body.0.body.3.conv_du.0.weight",
+        r"^body\.(\d+)\.body\.0\.body\.0\.weight$",
+        r"^body\.0\.body\.(\d+)\.body\.0\.weight$",
+    )

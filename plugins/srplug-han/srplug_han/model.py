@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-from srplug_rcan.blocks import MeanShift, Upsampler, check_positive, conv
+from srplug_rcan.blocks import MeanShiftedNet, conv
 from srplug_rcan.model import ResidualGroup
 from torch import nn
 from torch.nn import functional as F
@@ -99,7 +99,7 @@ class CSAM(nn.Module):
         return x * (self.gamma * gate) + x
 
 
-class HAN(nn.Module):
+class HAN(MeanShiftedNet):
     """The holistic attention network.
 
     ``forward`` maps RGB ``(N, 3, h, w)`` float in [0, 1] to ``(N, 3, h*scale, w*scale)``,
@@ -131,19 +131,8 @@ class HAN(nn.Module):
         reduction: int = 16,
         rgb_range: float = 255.0,
     ) -> None:
-        super().__init__()
-        for name, value in (
-            ("scale", scale),
-            ("n_resgroups", n_resgroups),
-            ("n_resblocks", n_resblocks),
-            ("n_feats", n_feats),
-            ("reduction", reduction),
-        ):
-            check_positive("HAN", name, value)
-        self.scale = scale
-        self.rgb_range = float(rgb_range)
-        self.sub_mean = MeanShift(self.rgb_range, sign=-1)
-        self.head = nn.Sequential(conv(3, n_feats, 3))
+        super().__init__("HAN", scale, n_resgroups, n_resblocks, n_feats, reduction, rgb_range)
+        self.add_head(scale, n_feats, rgb_range)
         groups: list[nn.Module] = [
             ResidualGroup(n_feats, n_resblocks, reduction) for _ in range(n_resgroups)
         ]
@@ -152,12 +141,11 @@ class HAN(nn.Module):
         self.la = LAM()
         self.last_conv = nn.Conv2d(n_feats * (n_resgroups + 1), n_feats, 3, 1, 1)
         self.last = nn.Conv2d(n_feats * 2, n_feats, 3, 1, 1)
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
-        self.add_mean = MeanShift(self.rgb_range, sign=1)
+        self.add_tail(scale, n_feats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, h, w)`` RGB in [0, 1] -> ``(N, 3, h*scale, w*scale)``."""
-        x = self.head(self.sub_mean(x * self.rgb_range))
+        x = self.features(x)
         res = x
         stack: list[torch.Tensor] = []
         for layer in self.body:
@@ -165,7 +153,4 @@ class HAN(nn.Module):
             stack.insert(0, res)  # newest first, as the official torch.cat([new, old])
         layered = self.last_conv(self.la(torch.stack(stack, dim=1)))
         res = self.last(torch.cat([self.csa(res), layered], dim=1)) + x
-        return self.add_mean(self.tail(res)) / self.rgb_range
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}, rgb_range={self.rgb_range:g}"
+        return self.image(res)

@@ -9,6 +9,9 @@ the tensors.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
+
+import torch
 
 import srplug
 from srplug_rcan.blocks import RCAB, ChannelAttention, MeanShift, Upsampler
@@ -23,6 +26,7 @@ __all__ = [
     "ResidualGroup",
     "Upsampler",
     "build",
+    "family_spec",
     "register_models",
 ]
 
@@ -49,22 +53,40 @@ def build(
     )
 
 
+def family_spec(
+    name: str,
+    build: Callable[..., torch.nn.Module],
+    description: str,
+    paper: str,
+    convert_state_dict: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]],
+    options_from_weights: Callable[..., dict[str, Any]],
+) -> srplug.ModelSpec:
+    """The :class:`srplug.ModelSpec` of an RCAN-family model (RCAN, SAN, HAN): RGB, scales
+    2, 3, 4 and 8, Apache-2.0, smoke-tested with one group of one block."""
+    return srplug.ModelSpec(
+        name=name,
+        build=build,
+        smoke_options={"n_resgroups": 1, "n_resblocks": 1},
+        channels="rgb",
+        scales=SCALES,
+        description=description,
+        paper=paper,
+        license="Apache-2.0",
+        convert_state_dict=convert_state_dict,
+        options_from_weights=options_from_weights,
+    )
+
+
 @srplug.hookimpl
 def register_models(register: Callable[[srplug.ModelSpec], None]) -> None:
     register(
-        srplug.ModelSpec(
-            name="rcan",
-            build=build,
-            smoke_options={"n_resgroups": 1, "n_resblocks": 1},
-            channels="rgb",
-            scales=SCALES,
-            description=(
-                "RCAN: 10 residual groups x 20 channel-attention blocks, 64 features; RGB; "
-                "loads the RCAN repository's and BasicSR's checkpoints"
-            ),
-            paper=PAPER,
-            license="Apache-2.0",
-            convert_state_dict=convert_state_dict,
-            options_from_weights=options_from_weights,
+        family_spec(
+            "rcan",
+            build,
+            "RCAN: 10 residual groups x 20 channel-attention blocks, 64 features; RGB; "
+            "loads the RCAN repository's and BasicSR's checkpoints",
+            PAPER,
+            convert_state_dict,
+            options_from_weights,
         )
     )

@@ -21,7 +21,9 @@ __all__ = [
     "RCAB",
     "ChannelAttention",
     "MeanShift",
+    "MeanShiftedNet",
     "Upsampler",
+    "attention_gate",
     "check_positive",
     "conv",
 ]
@@ -40,6 +42,18 @@ def check_positive(model: str, name: str, value: object) -> int:
 def conv(in_channels: int, out_channels: int, kernel_size: int, bias: bool = True) -> nn.Conv2d:
     """A stride-1 convolution with zero "same" padding (``kernel_size // 2``)."""
     return nn.Conv2d(in_channels, out_channels, kernel_size, padding=kernel_size // 2, bias=bias)
+
+
+def attention_gate(channels: int, reduction: int) -> nn.Sequential:
+    """The channel-attention gate of RCAN and SAN (``conv_du``): 1x1 conv ``C -> C //
+    reduction`` with bias, ReLU, 1x1 conv back to ``C``, sigmoid. Maps a descriptor
+    ``(N, C, 1, 1)`` to weights in (0, 1) of the same shape."""
+    return nn.Sequential(
+        nn.Conv2d(channels, channels // reduction, 1),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(channels // reduction, channels, 1),
+        nn.Sigmoid(),
+    )
 
 
 class MeanShift(nn.Conv2d):
@@ -79,12 +93,7 @@ class ChannelAttention(nn.Module):
                 f"channel attention on {channels} channels with reduction {reduction} leaves "
                 "no channel: use a smaller reduction or more features"
             )
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1),
-            nn.Sigmoid(),
-        )
+        self.conv_du = attention_gate(channels, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x * self.conv_du(x.mean(dim=(2, 3), keepdim=True))
@@ -151,3 +160,59 @@ def upsampler_scale(state: dict[str, torch.Tensor], prefix: str, channels: int) 
     if outs and all(o == 4 * channels for o in outs):
         return 2 ** len(outs)
     return None
+
+
+class MeanShiftedNet(nn.Module):
+    """Base of the RCAN-family networks: option checks, ``sub_mean`` and ``head.0`` (3x3 conv
+    RGB -> ``n_feats``) here, ``tail`` (:class:`Upsampler` then a 3x3 conv to RGB) and
+    ``add_mean`` from :meth:`add_tail`, which the subclass calls after its body so that the
+    modules are created (and randomly initialised) in the official order.
+
+    :meth:`features` maps RGB ``(N, 3, h, w)`` in [0, 1] to the head features
+    ``(N, n_feats, h, w)`` of ``x * rgb_range`` minus the DIV2K mean; :meth:`image` maps
+    features ``(N, n_feats, h, w)`` back to RGB ``(N, 3, h*scale, w*scale)`` in [0, 1] (not
+    clamped).
+    """
+
+    def __init__(
+        self,
+        model: str,
+        scale: int,
+        n_resgroups: int,
+        n_resblocks: int,
+        n_feats: int,
+        reduction: int,
+        rgb_range: float,
+    ) -> None:
+        super().__init__()
+        for name, value in (
+            ("scale", scale),
+            ("n_resgroups", n_resgroups),
+            ("n_resblocks", n_resblocks),
+            ("n_feats", n_feats),
+            ("reduction", reduction),
+        ):
+            check_positive(model, name, value)
+
+    def add_head(self, scale: int, n_feats: int, rgb_range: float) -> None:
+        """Set ``scale``, ``rgb_range``, ``sub_mean`` and ``head``."""
+        self.scale = scale
+        self.rgb_range = float(rgb_range)
+        self.sub_mean = MeanShift(self.rgb_range, sign=-1)
+        self.head = nn.Sequential(conv(3, n_feats, 3))
+
+    def add_tail(self, scale: int, n_feats: int) -> None:
+        """Set ``tail`` and ``add_mean``."""
+        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
+        self.add_mean = MeanShift(self.rgb_range, sign=1)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N, 3, h, w)`` RGB in [0, 1] -> head features ``(N, n_feats, h, w)``."""
+        return self.head(self.sub_mean(x * self.rgb_range))
+
+    def image(self, features: torch.Tensor) -> torch.Tensor:
+        """Features ``(N, n_feats, h, w)`` -> ``(N, 3, h*scale, w*scale)`` RGB in [0, 1]."""
+        return self.add_mean(self.tail(features)) / self.rgb_range
+
+    def extra_repr(self) -> str:
+        return f"scale={self.scale}, rgb_range={self.rgb_range:g}"

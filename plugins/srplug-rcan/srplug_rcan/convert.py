@@ -29,11 +29,15 @@ from srplug_rcan.blocks import DIV2K_RGB_MEAN, upsampler_scale
 
 __all__ = [
     "convert_state_dict",
+    "count_indexed",
     "describe_keys",
     "family_of",
     "mean_shift_tensors",
     "options_from_weights",
+    "reject_other_family",
+    "require_family",
     "strip_prefix",
+    "trunk_options",
 ]
 
 StateDict = dict[str, torch.Tensor]
@@ -85,6 +89,35 @@ def family_of(state: Mapping[str, Any]) -> str | None:
     if "head.0.weight" in keys or "conv_first.weight" in keys:
         return "rcan"
     return None
+
+
+def reject_other_family(state: Mapping[str, Any], family: str, article: str) -> str | None:
+    """The family of ``state`` (see :func:`family_of`) when it is ``family`` or unknown (None);
+    for another family a :class:`~srplug.errors.WeightsError` that names the model to use.
+
+    ``article`` is ``family`` as the message writes it, e.g. ``"an RCAN"`` or ``"a HAN"``.
+    """
+    found = family_of(state)
+    if found not in (None, family):
+        raise WeightsError(
+            f"this is a {found.upper()} checkpoint, not {article} one: use model "
+            f"{'drn-s or drn-l' if found == 'drn' else repr(found)}"
+        )
+    return found
+
+
+def require_family(state: StateDict, family: str, label: str, keys: str) -> StateDict:
+    """``state`` (without a ``model.`` prefix) when it is a checkpoint of ``family`` in the
+    authors' keys (SAN, HAN), else a :class:`~srplug.errors.WeightsError`: naming the model
+    to use for another family, or listing the expected ``keys`` and ``label`` (``"HAN"``).
+    """
+    state = strip_prefix(state, "model.")
+    if reject_other_family(state, family, f"a {label}") == family:
+        return dict(state)
+    raise WeightsError(
+        f"not a {label} checkpoint: expected the {label} authors' keys ({keys}), "
+        f"got [{describe_keys(state)}]"
+    )
 
 
 def mean_shift_tensors(
@@ -140,12 +173,7 @@ def convert_state_dict(state: StateDict) -> StateDict:
     that loads a SAN, HAN or DRN checkpoint.
     """
     state = strip_prefix(state, "model.")
-    family = family_of(state)
-    if family not in (None, "rcan"):
-        raise WeightsError(
-            f"this is a {family.upper()} checkpoint, not an RCAN one: use model "
-            f"{'drn-s or drn-l' if family == 'drn' else repr(family)}"
-        )
+    reject_other_family(state, "rcan", "an RCAN")
     if "head.0.weight" in state:
         return dict(state)
     if "conv_first.weight" in state and "conv_after_body.weight" in state:
@@ -157,7 +185,9 @@ def convert_state_dict(state: StateDict) -> StateDict:
     )
 
 
-def _count(state: Mapping[str, Any], pattern: str) -> int:
+def count_indexed(state: Mapping[str, Any], pattern: str) -> int:
+    """One more than the largest index that ``pattern``'s first group matches in the keys of
+    ``state`` (0 when no key matches): the number of groups or blocks stored."""
     regex = re.compile(pattern)
     found = {int(m.group(1)) for k in state if (m := regex.match(k))}
     return max(found) + 1 if found else 0
@@ -174,8 +204,8 @@ def options_from_weights(path: Path, state: StateDict) -> dict[str, Any]:
             "RGB (3 channels)"
         )
     n_feats = int(head.shape[0])
-    n_resgroups = _count(ours, r"^body\.(\d+)\.body\.0\.body\.0\.weight$")
-    n_resblocks = _count(ours, r"^body\.0\.body\.(\d+)\.body\.0\.weight$")
+    n_resgroups = count_indexed(ours, r"^body\.(\d+)\.body\.0\.body\.0\.weight$")
+    n_resblocks = count_indexed(ours, r"^body\.0\.body\.(\d+)\.body\.0\.weight$")
     squeeze = ours.get("body.0.body.0.body.3.conv_du.0.weight")
     scale = upsampler_scale(ours, "tail.0.", n_feats)
     if not n_resgroups or not n_resblocks or squeeze is None or scale is None:
@@ -183,6 +213,40 @@ def options_from_weights(path: Path, state: StateDict) -> dict[str, Any]:
             f"{path}: incomplete RCAN checkpoint (groups {n_resgroups}, blocks {n_resblocks}, "
             f"upsampler scale {scale}); the file may be truncated or of another model"
         )
+    return {
+        "n_feats": n_feats,
+        "n_resgroups": n_resgroups,
+        "n_resblocks": n_resblocks,
+        "reduction": n_feats // int(squeeze.shape[0]),
+        "scale": scale,
+    }
+
+
+def trunk_options(
+    path: Path,
+    state: StateDict,
+    model: str,
+    squeeze_key: str,
+    groups_pattern: str,
+    blocks_pattern: str,
+) -> dict[str, Any]:
+    """Options of a SAN / HAN style checkpoint (already in srplug's keys): ``n_feats`` from
+    ``head.0``, ``scale`` from the ``tail.0`` upsampler, ``n_resgroups`` / ``n_resblocks``
+    counted with ``groups_pattern`` / ``blocks_pattern`` (see :func:`count_indexed`) and
+    ``reduction`` from the channel-attention squeeze convolution at ``squeeze_key``.
+
+    Raises :class:`~srplug.errors.WeightsError` naming ``model`` when a part is missing.
+    """
+    head = state.get("head.0.weight")
+    squeeze = state.get(squeeze_key)
+    if head is None or squeeze is None or head.ndim != 4 or head.shape[1] != 3:
+        raise WeightsError(f"{path}: incomplete {model} checkpoint or not an RGB model")
+    n_feats = int(head.shape[0])
+    scale = upsampler_scale(state, "tail.0.", n_feats)
+    n_resgroups = count_indexed(state, groups_pattern)
+    n_resblocks = count_indexed(state, blocks_pattern)
+    if scale is None or not n_resgroups or not n_resblocks:
+        raise WeightsError(f"{path}: incomplete {model} checkpoint (no upsampler or no groups)")
     return {
         "n_feats": n_feats,
         "n_resgroups": n_resgroups,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from srplug_rcan.blocks import RCAB, MeanShift, Upsampler, check_positive, conv
+from srplug_rcan.blocks import RCAB, MeanShiftedNet, conv
 
 __all__ = ["RCAN", "ResidualGroup"]
 
@@ -26,7 +26,7 @@ class ResidualGroup(nn.Module):
         return self.body(x) + x
 
 
-class RCAN(nn.Module):
+class RCAN(MeanShiftedNet):
     """Residual in residual: head conv, ``n_resgroups`` :class:`ResidualGroup` and a conv with
     a long skip, then the sub-pixel upsampler and a conv to RGB.
 
@@ -61,31 +61,16 @@ class RCAN(nn.Module):
         reduction: int = 16,
         rgb_range: float = 255.0,
     ) -> None:
-        super().__init__()
-        for name, value in (
-            ("scale", scale),
-            ("n_resgroups", n_resgroups),
-            ("n_resblocks", n_resblocks),
-            ("n_feats", n_feats),
-            ("reduction", reduction),
-        ):
-            check_positive("RCAN", name, value)
-        self.scale = scale
-        self.rgb_range = float(rgb_range)
-        self.sub_mean = MeanShift(self.rgb_range, sign=-1)
-        self.head = nn.Sequential(conv(3, n_feats, 3))
+        super().__init__("RCAN", scale, n_resgroups, n_resblocks, n_feats, reduction, rgb_range)
+        self.add_head(scale, n_feats, rgb_range)
         groups: list[nn.Module] = [
             ResidualGroup(n_feats, n_resblocks, reduction) for _ in range(n_resgroups)
         ]
         self.body = nn.Sequential(*groups, conv(n_feats, n_feats, 3))
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
-        self.add_mean = MeanShift(self.rgb_range, sign=1)
+        self.add_tail(scale, n_feats)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, h, w)`` RGB in [0, 1] -> ``(N, 3, h*scale, w*scale)``."""
-        x = self.head(self.sub_mean(x * self.rgb_range))
+        x = self.features(x)
         x = self.body(x) + x
-        return self.add_mean(self.tail(x)) / self.rgb_range
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}, rgb_range={self.rgb_range:g}"
+        return self.image(x)

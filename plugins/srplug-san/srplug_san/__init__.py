@@ -8,13 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from srplug_rcan import family_spec
+
 import srplug
 from srplug_san.convert import convert_state_dict, options_from_weights
 from srplug_san.model import LSRAG, SAN, SOCA, NonLocalBlock, RegionNonLocal
 
 __all__ = ["LSRAG", "SAN", "SOCA", "NonLocalBlock", "RegionNonLocal", "build", "register_models"]
 
-SCALES = (2, 3, 4, 8)
 PAPER = (
     "https://openaccess.thecvf.com/content_CVPR_2019/html/Dai_Second-Order_Attention_Network_"
     "for_Single_Image_Super-Resolution_CVPR_2019_paper.html"
@@ -43,19 +44,13 @@ def build(
 @srplug.hookimpl
 def register_models(register: Callable[[srplug.ModelSpec], None]) -> None:
     register(
-        srplug.ModelSpec(
-            name="san",
-            build=build,
-            smoke_options={"n_resgroups": 1, "n_resblocks": 1},
-            channels="rgb",
-            scales=SCALES,
-            description=(
-                "SAN: second-order channel attention (covariance pooling, Newton-Schulz "
-                "square root), region non-local blocks, 20 LSRAGs x 10 blocks; RGB"
-            ),
-            paper=PAPER,
-            license="Apache-2.0",
-            convert_state_dict=convert_state_dict,
-            options_from_weights=options_from_weights,
+        family_spec(
+            "san",
+            build,
+            "SAN: second-order channel attention (covariance pooling, Newton-Schulz "
+            "square root), region non-local blocks, 20 LSRAGs x 10 blocks; RGB",
+            PAPER,
+            convert_state_dict,
+            options_from_weights,
         )
     )

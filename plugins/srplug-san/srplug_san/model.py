@@ -27,7 +27,7 @@ Official quirks kept for exactness (checkpoints and outputs must match):
 from __future__ import annotations
 
 import torch
-from srplug_rcan.blocks import MeanShift, Upsampler, check_positive, conv
+from srplug_rcan.blocks import MeanShiftedNet, attention_gate, conv
 from torch import nn
 from torch.nn import functional as F
 
@@ -108,12 +108,7 @@ class SOCA(nn.Module):
     def __init__(self, channels: int, reduction: int = 8, window: int = SOCA_WINDOW) -> None:
         super().__init__()
         self.window = window
-        self.conv_du = nn.Sequential(
-            nn.Conv2d(channels, channels // reduction, 1),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels // reduction, channels, 1),
-            nn.Sigmoid(),
-        )
+        self.conv_du = attention_gate(channels, reduction)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         n, c = x.shape[:2]
@@ -208,7 +203,7 @@ class LSRAG(nn.Module):
         return self.conv_last(self.soca(y)) + x
 
 
-class SAN(nn.Module):
+class SAN(MeanShiftedNet):
     """The second-order attention network.
 
     ``forward`` maps RGB ``(N, 3, h, w)`` float in [0, 1] (``h, w >= 4``) to
@@ -241,41 +236,26 @@ class SAN(nn.Module):
         reduction: int = 16,
         rgb_range: float = 255.0,
     ) -> None:
-        super().__init__()
-        for name, value in (
-            ("scale", scale),
-            ("n_resgroups", n_resgroups),
-            ("n_resblocks", n_resblocks),
-            ("n_feats", n_feats),
-            ("reduction", reduction),
-        ):
-            check_positive("SAN", name, value)
+        super().__init__("SAN", scale, n_resgroups, n_resblocks, n_feats, reduction, rgb_range)
         if n_feats < 16 or n_feats // reduction < 1:
             raise InputError(
                 f"SAN needs n_feats >= 16 and >= reduction, got n_feats={n_feats}, "
                 f"reduction={reduction}"
             )
-        self.scale = scale
-        self.rgb_range = float(rgb_range)
-        self.sub_mean = MeanShift(self.rgb_range, sign=-1)
-        self.head = nn.Sequential(conv(3, n_feats, 3))
+        self.add_head(scale, n_feats, rgb_range)
         self.gamma = nn.Parameter(torch.zeros(1))
         self.RG = nn.ModuleList(LSRAG(n_feats, n_resblocks, reduction) for _ in range(n_resgroups))
         self.conv_last = conv(n_feats, n_feats, 3)
         self.conv_last.requires_grad_(False)
-        self.tail = nn.Sequential(Upsampler(scale, n_feats), conv(n_feats, 3, 3))
-        self.add_mean = MeanShift(self.rgb_range, sign=1)
+        self.add_tail(scale, n_feats)
         self.non_local = RegionNonLocal(n_feats, n_feats // 8, reduction=8)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 3, h, w)`` RGB in [0, 1] -> ``(N, 3, h*scale, w*scale)``."""
-        x = self.head(self.sub_mean(x * self.rgb_range))
+        x = self.features(x)
         shared = self.non_local(x)
         y = shared
         for group in self.RG:
             y = group(y) + self.gamma * shared
         y = self.non_local(y) + x
-        return self.add_mean(self.tail(y)) / self.rgb_range
-
-    def extra_repr(self) -> str:
-        return f"scale={self.scale}, rgb_range={self.rgb_range:g}"
+        return self.image(y)

@@ -15,11 +15,12 @@ from srplug.errors import WeightsError
 from tests.plugins.rcan.functional import (
     RandomState,
     conv,
+    head,
     max_abs_diff,
     n_params,
     rcab,
     run_model,
-    upsample,
+    tail,
 )
 
 GROUPS, BLOCKS, FEATS, REDUCTION = 2, 2, 16, 4
@@ -29,21 +30,15 @@ def official_state(scale: int, seed: int) -> dict[str, torch.Tensor]:
     """A HAN state dict in the layout of wwlCape/HAN ``src/model/han.py`` (with
     ``last_conv`` taking ``(GROUPS + 1) * FEATS`` channels; 11 * 64 officially)."""
     rs = RandomState(seed)
-    rs.mean_shifts()
-    rs.conv("head.0.", FEATS, 3, 3)
-    for g in range(GROUPS):
-        for b in range(BLOCKS):
-            rs.rcab(f"body.{g}.body.{b}.", FEATS, REDUCTION)
-        rs.conv(f"body.{g}.body.{BLOCKS}.", FEATS, FEATS, 3)
-    rs.conv(f"body.{GROUPS}.", FEATS, FEATS, 3)
+    rs.head(FEATS)
+    rs.rcan_body(GROUPS, BLOCKS, FEATS, REDUCTION)
     rs.add("csa.conv.weight", 1, 1, 3, 3, 3, std=0.2)
     rs.add("csa.conv.bias", 1)
     rs.add("csa.gamma", 1, std=0.5)
     rs.add("la.gamma", 1, std=0.5)
     rs.conv("last_conv.", FEATS, FEATS * (GROUPS + 1), 3)
     rs.conv("last.", FEATS, FEATS * 2, 3)
-    rs.upsampler("tail.0.", scale, FEATS)
-    rs.conv("tail.1.", 3, FEATS, 3)
+    rs.tail(scale, FEATS)
     return rs.state
 
 
@@ -66,7 +61,7 @@ def csam(x: torch.Tensor, sd: dict[str, torch.Tensor]) -> torch.Tensor:
 
 
 def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, scale: int) -> torch.Tensor:
-    x = conv(conv(x * 255.0, sd, "sub_mean."), sd, "head.0.")
+    x = head(x, sd)
     res = x
     res1 = None
     for g in range(GROUPS + 1):
@@ -80,8 +75,7 @@ def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, scale: int) -
         res1 = res.unsqueeze(1) if res1 is None else torch.cat([res.unsqueeze(1), res1], 1)
     out2 = conv(lam(res1, sd["la.gamma"]), sd, "last_conv.")
     out = conv(torch.cat([csam(res, sd), out2], 1), sd, "last.") + x
-    out = conv(upsample(out, sd, "tail.0.", scale), sd, "tail.1.")
-    return conv(out, sd, "add_mean.") / 255.0
+    return tail(out, sd, scale)
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,25 @@ class RandomState:
         self.conv(prefix + "body.2.", channels, channels, 3)
         self.channel_attention(prefix + "body.3.", channels, reduction)
 
+    def head(self, feats: int) -> None:
+        """``sub_mean`` / ``add_mean`` and ``head.0`` (RGB -> ``feats``)."""
+        self.mean_shifts()
+        self.conv("head.0.", feats, 3, 3)
+
+    def rcan_body(self, groups: int, blocks: int, feats: int, reduction: int) -> None:
+        """RCAN's ``body``: ``groups`` residual groups of ``blocks`` RCABs and a conv each,
+        then the body conv ``body.{groups}``."""
+        for g in range(groups):
+            for b in range(blocks):
+                self.rcab(f"body.{g}.body.{b}.", feats, reduction)
+            self.conv(f"body.{g}.body.{blocks}.", feats, feats, 3)
+        self.conv(f"body.{groups}.", feats, feats, 3)
+
+    def tail(self, scale: int, feats: int) -> None:
+        """The upsampler ``tail.0`` and the conv to RGB ``tail.1``."""
+        self.upsampler("tail.0.", scale, feats)
+        self.conv("tail.1.", 3, feats, 3)
+
 
 def conv(x: torch.Tensor, sd: StateDict, prefix: str, stride: int = 1) -> torch.Tensor:
     weight = sd[prefix + "weight"]
@@ -88,6 +107,17 @@ def upsample(x: torch.Tensor, sd: StateDict, prefix: str, scale: int) -> torch.T
         x = F.pixel_shuffle(conv(x, sd, f"{prefix}{index}."), 2)
         index += 2
     return x
+
+
+def head(x: torch.Tensor, sd: StateDict) -> torch.Tensor:
+    """``sub_mean`` then ``head.0`` on ``x`` in [0, 1] scaled to [0, 255]."""
+    return conv(conv(x * 255.0, sd, "sub_mean."), sd, "head.0.")
+
+
+def tail(x: torch.Tensor, sd: StateDict, scale: int) -> torch.Tensor:
+    """``tail.0`` (upsampler), ``tail.1`` and ``add_mean``, back to [0, 1]."""
+    out = conv(upsample(x, sd, "tail.0.", scale), sd, "tail.1.")
+    return conv(out, sd, "add_mean.") / 255.0
 
 
 def run_model(model: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:

@@ -17,10 +17,12 @@ from tests.plugins.rcan.functional import (
     DIV2K_MEAN,
     RandomState,
     conv,
+    head,
     max_abs_diff,
     n_params,
     rcab,
     run_model,
+    tail,
     upsample,
 )
 
@@ -31,22 +33,15 @@ GROUPS, BLOCKS, FEATS, REDUCTION = 2, 3, 16, 4
 def official_state(scale: int, seed: int) -> dict[str, torch.Tensor]:
     """An RCAN state dict in the RCAN repository's layout (EDSR-PyTorch style keys)."""
     rs = RandomState(seed)
-    rs.mean_shifts()
-    rs.conv("head.0.", FEATS, 3, 3)
-    for g in range(GROUPS):
-        for b in range(BLOCKS):
-            rs.rcab(f"body.{g}.body.{b}.", FEATS, REDUCTION)
-        rs.conv(f"body.{g}.body.{BLOCKS}.", FEATS, FEATS, 3)
-    rs.conv(f"body.{GROUPS}.", FEATS, FEATS, 3)
-    rs.upsampler("tail.0.", scale, FEATS)
-    rs.conv("tail.1.", 3, FEATS, 3)
+    rs.head(FEATS)
+    rs.rcan_body(GROUPS, BLOCKS, FEATS, REDUCTION)
+    rs.tail(scale, FEATS)
     return rs.state
 
 
 def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, scale: int) -> torch.Tensor:
     """The official RCAN.forward on [0, 255] input, here given [0, 1] and returning [0, 1]."""
-    x = conv(x * 255.0, sd, "sub_mean.")
-    x = conv(x, sd, "head.0.")
+    x = head(x, sd)
     res = x
     for g in range(GROUPS):
         y = res
@@ -54,8 +49,7 @@ def official_forward(sd: dict[str, torch.Tensor], x: torch.Tensor, scale: int) -
             y = rcab(y, sd, f"body.{g}.body.{b}.")
         res = conv(y, sd, f"body.{g}.body.{BLOCKS}.") + res
     res = conv(res, sd, f"body.{GROUPS}.") + x
-    out = conv(upsample(res, sd, "tail.0.", scale), sd, "tail.1.")
-    return conv(out, sd, "add_mean.") / 255.0
+    return tail(res, sd, scale)
 
 
 def basicsr_state(scale: int, seed: int) -> dict[str, torch.Tensor]:

@@ -16,10 +16,11 @@ from srplug.errors import InputError, WeightsError
 from tests.plugins.rcan.functional import (
     RandomState,
     conv,
+    head,
     max_abs_diff,
     n_params,
     run_model,
-    upsample,
+    tail,
 )
 
 GROUPS, BLOCKS, FEATS, REDUCTION = 2, 2, 16, 4
@@ -28,8 +29,7 @@ GROUPS, BLOCKS, FEATS, REDUCTION = 2, 2, 16, 4
 def official_state(scale: int, seed: int) -> dict[str, torch.Tensor]:
     """A SAN state dict in the layout of daitao/SAN ``TestCode/code/model/san.py``."""
     rs = RandomState(seed)
-    rs.mean_shifts()
-    rs.conv("head.0.", FEATS, 3, 3)
+    rs.head(FEATS)
     rs.add("gamma", 1, std=0.5)
     for g in range(GROUPS):
         for b in range(BLOCKS):
@@ -39,8 +39,7 @@ def official_state(scale: int, seed: int) -> dict[str, torch.Tensor]:
         rs.conv(f"RG.{g}.conv_last.", FEATS, FEATS, 3)
         rs.add(f"RG.{g}.gamma", 1)
     rs.conv("conv_last.", FEATS, FEATS, 3)
-    rs.upsampler("tail.0.", scale, FEATS)
-    rs.conv("tail.1.", 3, FEATS, 3)
+    rs.tail(scale, FEATS)
     rs.channel_attention("non_local.soca.", FEATS, 8)
     inter = FEATS // 8
     rs.conv("non_local.non_local.g.0.", inter, FEATS, 1)
@@ -120,7 +119,7 @@ def region_non_local(x: torch.Tensor, sd: dict[str, torch.Tensor]) -> torch.Tens
 def official_forward(
     sd: dict[str, torch.Tensor], x: torch.Tensor, scale: int, window: int = 1000
 ) -> torch.Tensor:
-    x = conv(conv(x * 255.0, sd, "sub_mean."), sd, "head.0.")
+    x = head(x, sd)
     xx = region_non_local(x, sd)
     residual = xx
     for g in range(GROUPS):
@@ -131,8 +130,7 @@ def official_forward(
         y = conv(soca(y, sd, f"RG.{g}.soca.", window), sd, f"RG.{g}.conv_last.")
         xx = y + xx + sd["gamma"] * residual
     res = region_non_local(xx, sd) + x
-    out = conv(upsample(res, sd, "tail.0.", scale), sd, "tail.1.")
-    return conv(out, sd, "add_mean.") / 255.0
+    return tail(res, sd, scale)
 
 
 @pytest.mark.parametrize(

@@ -3,8 +3,6 @@ modules compute; leftthomas/SRGAN's published files give sensible images."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 import torch
 from srplug_srresnet.convert import convert_state_dict, layout_of
@@ -15,6 +13,7 @@ from srplug.datasets import BenchmarkDataset
 from srplug.errors import WeightsError
 from srplug.metrics import psnr
 from tests.formats.reference import third_party
+from tests.helpers.torch_utils import one_thread, run_double, save_checkpoint
 from tests.plugins.srresnet.reference import (
     basicsr_msrresnet_forward,
     basicsr_msrresnet_state,
@@ -27,21 +26,8 @@ TOL = 1e-5
 
 @pytest.fixture(autouse=True)
 def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def _run(up: srplug.Upsampler, x: torch.Tensor) -> torch.Tensor:
-    model = up.model.double()
-    with torch.no_grad():
-        return model(x.double())
-
-
-def _save(state: dict, path: Path) -> Path:
-    torch.save(state, path)
-    return path
+    with one_thread():
+        yield
 
 
 def _x(h: int = 7, w: int = 5, seed: int = 1) -> torch.Tensor:
@@ -52,13 +38,13 @@ def _x(h: int = 7, w: int = 5, seed: int = 1) -> torch.Tensor:
 def test_leftthomas_layout(tmp_path, scale):
     """leftthomas/SRGAN's generator: 5 blocks, PReLU after the body conv, tanh output."""
     state = leftthomas_state(scale)
-    path = _save(state, tmp_path / f"netG_epoch_{scale}_100.pth")
+    path = save_checkpoint(state, tmp_path / f"netG_epoch_{scale}_100.pth")
     up = srplug.get("srgan", weights=path)
     net = up.model
     assert isinstance(net, SRResNet) and up.scale == scale
     assert (len(net.body), net.after_body_kind, net.output) == (5, "prelu", "tanh")
     x = _x()
-    got = _run(up, x)
+    got = run_double(up, x)
     assert got.shape == (1, 3, 7 * scale, 5 * scale)
     assert (got - leftthomas_forward(state, x)).abs().max().item() < TOL
 
@@ -68,14 +54,14 @@ def test_paper_srresnet_layout(tmp_path, name):
     """The paper's SRResNet (16 blocks, BN after the body conv) in the same block layout, also
     with srplug's linear output (``output=`` given by the user wins over the file)."""
     state = leftthomas_state(4, blocks=16, post_bn=True)
-    path = _save(state, tmp_path / "srresnet_x4.pth")
+    path = save_checkpoint(state, tmp_path / "srresnet_x4.pth")
     x = _x(6, 9)
     up = srplug.get(name, weights=path)
     assert (len(up.model.body), up.model.after_body_kind) == (16, "bn")
-    assert (_run(up, x) - leftthomas_forward(state, x)).abs().max().item() < TOL
+    assert (run_double(up, x) - leftthomas_forward(state, x)).abs().max().item() < TOL
     linear = srplug.get(name, weights=path, output="linear")
     expected = leftthomas_forward(state, x, tanh=False)
-    assert (_run(linear, x) - expected).abs().max().item() < TOL
+    assert (run_double(linear, x) - expected).abs().max().item() < TOL
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -86,12 +72,12 @@ def test_basicsr_msrresnet_layout(tmp_path, scale, wrapper):
         saved: dict = {f"module.{k}": v for k, v in state.items()}
     else:
         saved = {wrapper: state}
-    path = _save(saved, tmp_path / f"MSRResNet_x{scale}.pth")
+    path = save_checkpoint(saved, tmp_path / f"MSRResNet_x{scale}.pth")
     up = srplug.get("srresnet", weights=path)  # variant detected from the keys
     assert isinstance(up.model, MSRResNet) and up.scale == scale
     x = _x(5, 7)
     expected = basicsr_msrresnet_forward(state, x, scale)
-    assert (_run(up, x) - expected).abs().max().item() < TOL
+    assert (run_double(up, x) - expected).abs().max().item() < TOL
 
 
 def test_srplug_files_round_trip(tmp_path):
@@ -102,7 +88,7 @@ def test_srplug_files_round_trip(tmp_path):
         path = save_safetensors(up.model.state_dict(), tmp_path / f"{variant}.safetensors")
         again = srplug.get("srresnet", weights=path)
         assert type(again.model) is type(up.model) and again.scale == 2
-        assert torch.equal(_run(up, _x()), _run(again, _x()))
+        assert torch.equal(run_double(up, _x()), run_double(again, _x()))
 
 
 def test_layouts_are_told_apart():
@@ -131,7 +117,7 @@ def test_leftthomas_real_files_match_their_module(scale):
     up = srplug.get("srgan", weights=path)
     assert up.scale == scale
     x = _x(6, 5)
-    assert (_run(up, x) - leftthomas_forward(state, x)).abs().max().item() < TOL
+    assert (run_double(up, x) - leftthomas_forward(state, x)).abs().max().item() < TOL
 
 
 @pytest.mark.data

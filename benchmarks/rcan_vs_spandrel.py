@@ -1,0 +1,396 @@
+"""RCAN forward on the CPU: srplug against spandrel, same weights, same input, one run.
+
+spandrel runs in its own Python environment (it needs a torch without srplug's plugins and
+its top-level import wants torchvision), in a worker subprocess (this file with
+``--worker``, which imports only torch and spandrel)::
+
+    python3 -m venv /tmp/spv
+    /tmp/spv/bin/pip install -c constraints.txt torch==2.13.0
+    /tmp/spv/bin/pip install --no-deps spandrel
+    /tmp/spv/bin/pip install -c constraints.txt einops safetensors numpy typing_extensions
+    .venv/bin/python benchmarks/rcan_vs_spandrel.py --spandrel-python /tmp/spv/bin/python
+
+torchvision is not installable beside the CPU torch here. spandrel's RCAN does not use it,
+but ``import spandrel`` imports every architecture and two of them (LaMa, RestoreFormer)
+import ``torchvision.transforms.functional`` at load time; the worker therefore registers a
+placeholder ``torchvision`` module whose functions raise if called, then loads the file with
+``spandrel.ModelLoader`` as a user would.
+
+Weights: a random RCAN state dict in the official layout (``head.0``,
+``body.{g}.body.{b}.body.{0,2,3.conv_du.0,3.conv_du.2}``, ``tail.0.*``, ``tail.1``,
+``sub_mean``/``add_mean``; 10 groups x 20 RCABs, 64 features, reduction 16), float32, saved
+once as ``.pt`` and loaded from that file by both sides. Input: one ``(1, 3, S, S)`` float32
+tensor in [0, 1] (seeded), the same file for both.
+
+Contenders, timed interleaved (srplug-upsampler, srplug-model-CL, spandrel, spandrel-CL,
+order reversed every round) after one warm-up each, ``--threads`` torch threads on both
+sides, wall clock, medians:
+
+- ``srplug upsampler``: ``srplug.get("rcan", weights=FILE)(x)``, the public call on a
+  tensor (inference mode, its own memory-format choice, a copy of the result);
+- ``srplug model (channels_last)``: ``upsampler.model(x)`` with model and input in
+  channels_last, under ``torch.inference_mode``;
+- ``srplug model fused (channels_last)``: the same model with every RCAB's channel
+  attention + skip add replaced by the fused ``srplug.ops.ChannelAttention`` kernel (not
+  what ``srplug.get("rcan")`` runs today: the plugin uses the eager blocks);
+- ``spandrel``: ``ModelLoader().load_from_file(FILE).model(x)`` under
+  ``torch.inference_mode``, default (contiguous) memory format, as spandrel runs it;
+- ``spandrel (channels_last)``: the same with model and input in channels_last.
+
+The spandrel times come from the worker (one forward per request, its own clock), so the
+pipe round trip is not counted. Printed: medians, ratios ``spandrel / srplug`` (> 1: srplug
+faster) and max |srplug - spandrel| of the outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import types
+from pathlib import Path
+from typing import Any
+
+ROUNDS_DEFAULT = 7
+
+
+# ------------------------------------------------------------------------ the spandrel worker
+
+
+def _placeholder_torchvision() -> None:
+    """Register a ``torchvision`` stand-in so that ``import spandrel`` works without it.
+
+    Only LaMa and RestoreFormer import it (``InterpolationMode``, ``rotate``,
+    ``normalize``); calling any of these raises. RCAN never touches it.
+    """
+
+    def unavailable(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("torchvision is not installed in this benchmark environment")
+
+    tv = types.ModuleType("torchvision")
+    transforms = types.ModuleType("torchvision.transforms")
+    functional = types.ModuleType("torchvision.transforms.functional")
+    functional.InterpolationMode = types.SimpleNamespace()  # type: ignore[attr-defined]
+    functional.rotate = unavailable  # type: ignore[attr-defined]
+    functional.normalize = unavailable  # type: ignore[attr-defined]
+    tv.transforms = transforms  # type: ignore[attr-defined]
+    transforms.functional = functional  # type: ignore[attr-defined]
+    sys.modules.update(
+        {
+            "torchvision": tv,
+            "torchvision.transforms": transforms,
+            "torchvision.transforms.functional": functional,
+        }
+    )
+
+
+def worker(threads: int) -> None:
+    """Serve JSON commands on stdin with spandrel (no srplug)."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import torchvision  # noqa: F401
+    except ImportError:
+        _placeholder_torchvision()
+    import spandrel
+
+    models: dict[str, Any] = {}
+    x: dict[str, torch.Tensor] = {}
+    hello = {"ready": spandrel.__version__, "torch": torch.__version__}
+    print(json.dumps({**hello, "threads": torch.get_num_threads()}), flush=True)
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["cmd"] == "load":
+            desc = spandrel.ModelLoader().load_from_file(cmd["weights"])
+            model = desc.model.eval()
+            models["contiguous"] = model
+            models["channels_last"] = copy.deepcopy(model).to(memory_format=torch.channels_last)
+            inp = torch.load(cmd["input"], weights_only=True)
+            x["contiguous"] = inp.contiguous()
+            x["channels_last"] = inp.contiguous(memory_format=torch.channels_last)
+            print(json.dumps({"arch": desc.architecture.name, "scale": desc.scale}), flush=True)
+        elif cmd["cmd"] == "run":
+            fmt = cmd["format"]
+            model = models[fmt]
+            with torch.inference_mode():
+                # spandrel's forward scales its input in place: give it a copy (not timed)
+                inp = x[fmt].clone(memory_format=torch.preserve_format)
+                start = time.perf_counter()
+                out = model(inp)
+                elapsed = time.perf_counter() - start
+            if cmd.get("output"):
+                torch.save(out.contiguous(), cmd["output"])
+            print(json.dumps({"seconds": elapsed}), flush=True)
+        else:
+            break
+
+
+class SpandrelWorker:
+    """The worker subprocess, driven line by line."""
+
+    def __init__(self, python: str, threads: int) -> None:
+        self.proc = subprocess.Popen(
+            [python, str(Path(__file__).resolve()), "--worker", "--threads", str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        self.hello = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"the spandrel worker died (exit code {self.proc.wait()})")
+        return json.loads(line)
+
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=60)
+
+
+# ------------------------------------------------------------------------------ the driver
+
+
+def official_rcan_state(
+    scale: int, seed: int = 0, n_resgroups: int = 10, n_resblocks: int = 20, feats: int = 64
+) -> dict[str, Any]:
+    """A random float32 RCAN state dict in the official (yulunzhang/RCAN) layout.
+
+    Convolutions get normal weights with std ``1/sqrt(fan_in)`` (a tenth of it on the last
+    convolution of each residual branch, so that 200 random blocks keep activations in
+    range) and small biases; mean shifts are the DIV2K ones.
+    """
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    sd: dict[str, torch.Tensor] = {}
+
+    def conv(prefix: str, c_out: int, c_in: int, k: int, gain: float = 1.0) -> None:
+        std = gain * (1.0 / (c_in * k * k)) ** 0.5
+        sd[prefix + "weight"] = torch.randn(c_out, c_in, k, k, generator=gen) * std
+        sd[prefix + "bias"] = torch.randn(c_out, generator=gen) * 0.01
+
+    mean = torch.tensor((0.4488, 0.4371, 0.4040))
+    eye = torch.eye(3).view(3, 3, 1, 1)
+    sd["sub_mean.weight"], sd["sub_mean.bias"] = eye.clone(), -255.0 * mean
+    conv("head.0.", feats, 3, 3)
+    red = feats // 16
+    for g in range(n_resgroups):
+        for b in range(n_resblocks):
+            p = f"body.{g}.body.{b}."
+            conv(p + "body.0.", feats, feats, 3)
+            conv(p + "body.2.", feats, feats, 3, gain=0.1)  # small residual branches
+            conv(p + "body.3.conv_du.0.", red, feats, 1)
+            conv(p + "body.3.conv_du.2.", feats, red, 1)
+        conv(f"body.{g}.body.{n_resblocks}.", feats, feats, 3, gain=0.1)
+    conv(f"body.{n_resgroups}.", feats, feats, 3)
+    if scale == 3:
+        conv("tail.0.0.", 9 * feats, feats, 3)
+    else:
+        for i in range({2: 1, 4: 2, 8: 3}[scale]):
+            conv(f"tail.0.{2 * i}.", 4 * feats, feats, 3)
+    conv("tail.1.", 3, feats, 3)
+    sd["add_mean.weight"], sd["add_mean.bias"] = eye.clone(), 255.0 * mean
+    return sd
+
+
+def fused_copy(model: Any) -> Any:
+    """A copy of srplug's RCAN with every RCAB's channel attention and skip add replaced by
+    the fused ``srplug.ops.ChannelAttention`` (as ``benchmarks/ops_bench.py`` does)."""
+    from srplug_rcan import RCAB
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from ops_bench import _fuse_rcab
+
+    fused = copy.deepcopy(model)
+    for module in fused.modules():
+        if isinstance(module, RCAB):
+            _fuse_rcab(module)
+    return fused
+
+
+def run(
+    spandrel_python: str,
+    *,
+    scale: int = 4,
+    size: int = 48,
+    rounds: int = ROUNDS_DEFAULT,
+    threads: int = 1,
+    workdir: Path | None = None,
+    log: bool = True,
+) -> dict[str, Any]:
+    """Measure and return the figures (see the module docstring); ``workdir`` keeps the
+    weights and input files (default: a temporary folder, removed)."""
+    import torch
+
+    import srplug
+
+    torch.set_num_threads(threads)
+    tmp_ctx = tempfile.TemporaryDirectory(prefix="srplug-rcan-spandrel-")
+    tmp = Path(workdir) if workdir is not None else Path(tmp_ctx.name)
+    tmp.mkdir(parents=True, exist_ok=True)
+    weights, inp_file, out_file = tmp / f"rcan_x{scale}.pt", tmp / "x.pt", tmp / "spandrel.pt"
+    torch.save(official_rcan_state(scale), weights)
+    x = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(1))
+    torch.save(x, inp_file)
+
+    up = srplug.get("rcan", scale=scale, weights=str(weights))
+    model = up.model.eval().to(memory_format=torch.channels_last)
+    fused = fused_copy(model)
+    x_cl = x.contiguous(memory_format=torch.channels_last)
+    sp = SpandrelWorker(spandrel_python, threads)
+    try:
+        info = sp.ask(cmd="load", weights=str(weights), input=str(inp_file))
+
+        def t_upsampler() -> float:
+            start = time.perf_counter()
+            up(x)
+            return time.perf_counter() - start
+
+        def t_model() -> float:
+            with torch.inference_mode():
+                start = time.perf_counter()
+                model(x_cl)
+                return time.perf_counter() - start
+
+        def t_fused() -> float:
+            with torch.inference_mode():
+                start = time.perf_counter()
+                fused(x_cl)
+                return time.perf_counter() - start
+
+        def spandrel_fn(fmt: str) -> Any:
+            return lambda: float(sp.ask(cmd="run", format=fmt)["seconds"])
+
+        contenders = {
+            "srplug upsampler": t_upsampler,
+            "srplug model (channels_last)": t_model,
+            "srplug model fused (channels_last)": t_fused,
+            "spandrel": spandrel_fn("contiguous"),
+            "spandrel (channels_last)": spandrel_fn("channels_last"),
+        }
+        # outputs and warm-up
+        with torch.inference_mode():
+            ours = up(x)
+            ours_cl = model(x_cl)
+            ours_fused = fused(x_cl)
+        sp.ask(cmd="run", format="contiguous", output=str(out_file))
+        theirs = torch.load(out_file, weights_only=True)
+        for fn in contenders.values():
+            fn()
+        times: dict[str, list[float]] = {k: [] for k in contenders}
+        order = list(contenders.items())
+        for i in range(rounds):
+            for key, fn in order if i % 2 == 0 else order[::-1]:
+                times[key].append(fn())
+            if log:
+                print(f"  round {i + 1}/{rounds}", file=sys.stderr, flush=True)
+    finally:
+        sp.close()
+        tmp_ctx.cleanup()
+    med = {k: statistics.median(v) for k, v in times.items()}
+    result: dict[str, Any] = {
+        "scale": scale,
+        "input": [1, 3, size, size],
+        "threads": threads,
+        "rounds": rounds,
+        "spandrel": info,
+        "spandrel_version": sp.hello["ready"],
+        "torch": torch.__version__,
+        "median_ms": {k: round(1e3 * v, 1) for k, v in med.items()},
+        "min_ms": {k: round(1e3 * min(v), 1) for k, v in times.items()},
+        "ratio_spandrel_over_srplug_upsampler": med["spandrel"] / med["srplug upsampler"],
+        "ratio_spandrel_over_srplug_model_cl": med["spandrel"]
+        / med["srplug model (channels_last)"],
+        "ratio_spandrel_cl_over_srplug_model_cl": (
+            med["spandrel (channels_last)"] / med["srplug model (channels_last)"]
+        ),
+        "ratio_spandrel_over_srplug_fused": (
+            med["spandrel"] / med["srplug model fused (channels_last)"]
+        ),
+        "ratio_spandrel_cl_over_srplug_fused": (
+            med["spandrel (channels_last)"] / med["srplug model fused (channels_last)"]
+        ),
+        # the public call clamps to [0, 1]; the models do not
+        "max_abs_diff": float((ours - theirs.clamp(0, 1)).abs().max()),
+        "max_abs_diff_channels_last": float((ours_cl - theirs).abs().max()),
+        "max_abs_diff_fused": float((ours_fused - theirs).abs().max()),
+        "output_range": [float(theirs.min()), float(theirs.max())],
+    }
+    return result
+
+
+def format_result(r: dict[str, Any]) -> str:
+    """Human-readable lines of :func:`run`'s result."""
+    lines = [
+        f"RCAN x{r['scale']} (10x20 RCABs, 64 feats, random official-layout weights), input "
+        f"{tuple(r['input'])}, {r['threads']} thread(s), {r['rounds']} interleaved rounds; "
+        f"spandrel {r['spandrel_version']} ({r['spandrel']['arch']}), torch {r['torch']}",
+    ]
+    for k, v in r["median_ms"].items():
+        lines.append(f"  {k:<36} median {v:9.1f} ms   min {r['min_ms'][k]:9.1f} ms")
+    ratios = (
+        ("spandrel / srplug upsampler", "ratio_spandrel_over_srplug_upsampler"),
+        ("spandrel / srplug model (CL)", "ratio_spandrel_over_srplug_model_cl"),
+        ("spandrel (CL) / srplug model (CL)", "ratio_spandrel_cl_over_srplug_model_cl"),
+        ("spandrel / srplug fused (CL)", "ratio_spandrel_over_srplug_fused"),
+        ("spandrel (CL) / srplug fused (CL)", "ratio_spandrel_cl_over_srplug_fused"),
+    )
+    lines += [f"  {label + ':':<40}{r[key]:.2f}x" for label, key in ratios]
+    lines += [
+        f"  max |srplug - spandrel|: {r['max_abs_diff']:.2e} (upsampler vs clamped), "
+        f"{r['max_abs_diff_channels_last']:.2e} (model CL), {r['max_abs_diff_fused']:.2e} "
+        "(fused); output range "
+        f"[{r['output_range'][0]:.2f}, {r['output_range'][1]:.2f}]",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--spandrel-python", help="python of an environment with spandrel")
+    parser.add_argument("--scale", type=int, default=4, choices=(2, 3, 4, 8))
+    parser.add_argument("--size", type=int, default=48, help="LR input side (pixels)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS_DEFAULT, help="timed rounds")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads on both sides")
+    parser.add_argument("--json", type=Path, default=None, help="write the figures as JSON")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(args.threads)
+        return 0
+    if not args.spandrel_python:
+        parser.error("--spandrel-python is required (the python of a spandrel venv)")
+    result = run(
+        args.spandrel_python,
+        scale=args.scale,
+        size=args.size,
+        rounds=args.rounds,
+        threads=args.threads,
+    )
+    print(format_result(result))
+    if args.json is not None:
+        args.json.write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
