@@ -1,8 +1,8 @@
 """RCAN forward on the CPU: srplug against spandrel, same weights, same input, one run.
 
-spandrel runs in its own Python environment (it needs a torch without srplug's plugins and
-its top-level import wants torchvision), in a worker subprocess (this file with
-``--worker``, which imports only torch and spandrel)::
+spandrel runs in its own Python environment (so that neither it nor its dependencies enter
+the project's), in a worker subprocess (this file with ``--worker``, which imports only
+torch and spandrel)::
 
     python3 -m venv /tmp/spv
     /tmp/spv/bin/pip install -c constraints.txt torch==2.13.0
@@ -22,9 +22,9 @@ Weights: a random RCAN state dict in the official layout (``head.0``,
 once as ``.pt`` and loaded from that file by both sides. Input: one ``(1, 3, S, S)`` float32
 tensor in [0, 1] (seeded), the same file for both.
 
-Contenders, timed interleaved (srplug-upsampler, srplug-model-CL, spandrel, spandrel-CL,
-order reversed every round) after one warm-up each, ``--threads`` torch threads on both
-sides, wall clock, medians:
+Contenders, timed interleaved (one call each in the order below, the order reversed every
+other round) after one warm-up each, ``--threads`` torch threads on both sides, wall clock,
+medians:
 
 - ``srplug upsampler``: ``srplug.get("rcan", weights=FILE)(x)``, the public call on a
   tensor (inference mode, its own memory-format choice, a copy of the result);
