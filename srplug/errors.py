@@ -12,6 +12,7 @@ __all__ = [
     "DatasetError",
     "DownloadError",
     "DuplicateModelError",
+    "ImageTooLargeError",
     "InputError",
     "OutOfMemoryError",
     "PluginError",
@@ -78,6 +79,11 @@ class DownloadError(WeightsError):
 
 class DatasetError(SrplugError):
     """A benchmark or training data set that cannot be found or read."""
+
+
+class ImageTooLargeError(InputError):
+    """An input or output image with more pixels than the configured limit
+    (:mod:`srplug.limits`); also a ``ValueError``."""
 
 
 class OutOfMemoryError(SrplugError, MemoryError):

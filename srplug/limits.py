@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import threading
 
-from srplug.errors import InputError
+from srplug.errors import ImageTooLargeError, InputError
 
 __all__ = [
     "DEFAULT_MAX_PIXELS",
@@ -40,11 +40,6 @@ _DISABLED = ("0", "none", "off", "false", "no")
 _UNSET = object()
 _lock = threading.Lock()
 _override: object = _UNSET  # int (0 = disabled) once set_max_pixels was called
-
-
-class ImageTooLargeError(InputError):
-    """An input or output image with more pixels than the configured limit (an
-    :class:`~srplug.errors.InputError`, so also a ``ValueError``)."""
 
 
 def _parse_env(raw: str) -> int:
