@@ -253,6 +253,8 @@ def run(
     torch.save(x, inp_file)
 
     up = srplug.get("rcan", scale=scale, weights=str(weights))
+    # the engine's measured precision choice (bf16 only if a probe shows it faster and close)
+    up_auto = srplug.get("rcan", scale=scale, weights=str(weights), precision="auto")
     model = up.model.eval().to(memory_format=torch.channels_last)
     fused = fused_copy(model)
     x_cl = x.contiguous(memory_format=torch.channels_last)
@@ -263,6 +265,11 @@ def run(
         def t_upsampler() -> float:
             start = time.perf_counter()
             up(x)
+            return time.perf_counter() - start
+
+        def t_auto() -> float:
+            start = time.perf_counter()
+            up_auto(x)
             return time.perf_counter() - start
 
         def t_model() -> float:
@@ -282,6 +289,7 @@ def run(
 
         contenders = {
             "srplug upsampler": t_upsampler,
+            "srplug upsampler precision=auto": t_auto,
             "srplug model (channels_last)": t_model,
             "srplug model fused (channels_last)": t_fused,
             "spandrel": spandrel_fn("contiguous"),
@@ -290,6 +298,7 @@ def run(
         # outputs and warm-up
         with torch.inference_mode():
             ours = up(x)
+            ours_auto = up_auto(x)
             ours_cl = model(x_cl)
             ours_fused = fused(x_cl)
         sp.ask(cmd="run", format="contiguous", output=str(out_file))
@@ -323,6 +332,9 @@ def run(
         "ratio_spandrel_cl_over_srplug_model_cl": (
             med["spandrel (channels_last)"] / med["srplug model (channels_last)"]
         ),
+        "ratio_spandrel_over_srplug_auto": med["spandrel"] / med["srplug upsampler precision=auto"],
+        "auto_precision": up_auto.precision_report.describe(),
+        "max_abs_diff_auto_vs_fp32": float((ours_auto - ours).abs().max()),
         "ratio_spandrel_over_srplug_fused": (
             med["spandrel"] / med["srplug model fused (channels_last)"]
         ),
@@ -349,6 +361,7 @@ def format_result(r: dict[str, Any]) -> str:
         lines.append(f"  {k:<36} median {v:9.1f} ms   min {r['min_ms'][k]:9.1f} ms")
     ratios = (
         ("spandrel / srplug upsampler", "ratio_spandrel_over_srplug_upsampler"),
+        ("spandrel / srplug precision=auto", "ratio_spandrel_over_srplug_auto"),
         ("spandrel / srplug model (CL)", "ratio_spandrel_over_srplug_model_cl"),
         ("spandrel (CL) / srplug model (CL)", "ratio_spandrel_cl_over_srplug_model_cl"),
         ("spandrel / srplug fused (CL)", "ratio_spandrel_over_srplug_fused"),
@@ -358,7 +371,8 @@ def format_result(r: dict[str, Any]) -> str:
     lines += [
         f"  max |srplug - spandrel|: {r['max_abs_diff']:.2e} (upsampler vs clamped), "
         f"{r['max_abs_diff_channels_last']:.2e} (model CL), {r['max_abs_diff_fused']:.2e} "
-        "(fused); output range "
+        f"(fused); precision=auto chose {r['auto_precision']}, max |auto - fp32| "
+        f"{r['max_abs_diff_auto_vs_fp32']:.2e}; output range "
         f"[{r['output_range'][0]:.2f}, {r['output_range'][1]:.2f}]",
     ]
     return "\n".join(lines)
