@@ -26,8 +26,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,7 @@ from statistics import median
 from typing import Any
 
 import numpy as np
+from json_worker import JsonWorker
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "weights" / "third_party" / "opencv_dnn_superres"
@@ -93,41 +92,18 @@ def worker(threads: int) -> None:
             break
 
 
-class OpenCVWorker:
-    """The worker subprocess, driven line by line."""
+class OpenCVWorker(JsonWorker):
+    """This file's ``--worker`` mode in its own environment, driven line by line."""
 
     def __init__(self, python: str, threads: int) -> None:
-        self.proc = subprocess.Popen(
-            [python, str(Path(__file__).resolve()), "--worker", "--threads", str(threads)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "OPENCV_LOG_LEVEL": "ERROR"},
+        super().__init__(
+            __file__,
+            python,
+            threads,
+            name="OpenCV",
+            env={"OPENCV_LOG_LEVEL": "ERROR"},
+            quit_timeout=30.0,
         )
-        self.hello = self._read()
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"the OpenCV worker died (exit code {self.proc.wait()})")
-        return json.loads(line)
-
-    def ask(self, **cmd: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.ask_quit()
-            self.proc.wait(timeout=30)
-
-    def ask_quit(self) -> None:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-        self.proc.stdin.close()
 
 
 # ------------------------------------------------------------------------------ the driver

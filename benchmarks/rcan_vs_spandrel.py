@@ -47,15 +47,15 @@ from __future__ import annotations
 import argparse
 import copy
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import types
 from pathlib import Path
 from typing import Any
+
+from json_worker import JsonWorker
 
 ROUNDS_DEFAULT = 7
 
@@ -132,38 +132,18 @@ def worker(threads: int) -> None:
             break
 
 
-class SpandrelWorker:
-    """The worker subprocess, driven line by line."""
+class SpandrelWorker(JsonWorker):
+    """This file's ``--worker`` mode in its own environment, driven line by line."""
 
     def __init__(self, python: str, threads: int) -> None:
-        self.proc = subprocess.Popen(
-            [python, str(Path(__file__).resolve()), "--worker", "--threads", str(threads)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        super().__init__(
+            __file__,
+            python,
+            threads,
+            name="spandrel",
+            env={"PYTHONWARNINGS": "ignore"},
+            quit_timeout=60.0,
         )
-        self.hello = self._read()
-
-    def _read(self) -> dict[str, Any]:
-        assert self.proc.stdout is not None
-        line = self.proc.stdout.readline()
-        if not line:
-            raise SystemExit(f"the spandrel worker died (exit code {self.proc.wait()})")
-        return json.loads(line)
-
-    def ask(self, **cmd: Any) -> dict[str, Any]:
-        assert self.proc.stdin is not None
-        self.proc.stdin.write(json.dumps(cmd) + "\n")
-        self.proc.stdin.flush()
-        return self._read()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            assert self.proc.stdin is not None
-            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
-            self.proc.stdin.close()
-            self.proc.wait(timeout=60)
 
 
 # ------------------------------------------------------------------------------ the driver

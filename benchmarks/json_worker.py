@@ -1,0 +1,63 @@
+"""A benchmark script re-run as a worker subprocess in another Python environment
+(``python SCRIPT --worker --threads N``), driven by one JSON object per line each way.
+
+The worker prints a hello line first, then answers every command line with one line; a
+``{"cmd": "quit"}`` line (or end of input) stops it. Standard library only, so the worker
+side can import this module in any environment.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+
+class JsonWorker:
+    """The worker subprocess running ``script`` under ``python``; :attr:`hello` is its first
+    line. ``name`` goes into the error raised when it dies, ``env`` is added to its
+    environment, ``quit_timeout`` is how long :meth:`close` waits for it to exit."""
+
+    def __init__(
+        self,
+        script: str | Path,
+        python: str,
+        threads: int,
+        *,
+        name: str,
+        env: dict[str, str] | None = None,
+        quit_timeout: float = 60.0,
+    ) -> None:
+        self.name, self.quit_timeout = name, quit_timeout
+        self.proc = subprocess.Popen(
+            [python, str(Path(script).resolve()), "--worker", "--threads", str(threads)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            env={**os.environ, **(env or {})},
+        )
+        self.hello = self._read()
+
+    def _read(self) -> dict[str, Any]:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline()
+        if not line:
+            raise SystemExit(f"the {self.name} worker died (exit code {self.proc.wait()})")
+        return json.loads(line)
+
+    def ask(self, **cmd: Any) -> dict[str, Any]:
+        """Send one command, return the worker's one-line answer."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        return self._read()
+
+    def close(self) -> None:
+        """Tell the worker to quit and wait for it."""
+        if self.proc.poll() is None:
+            assert self.proc.stdin is not None
+            self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
+            self.proc.stdin.close()
+            self.proc.wait(timeout=self.quit_timeout)
