@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from harness import interleaved_times
 from torch import nn
 
 
@@ -103,15 +104,7 @@ def run(
     }
     contenders["edsr-baseline model (channels_last)"] = _timer(lambda: model(x_cl))
     contenders["edsr-baseline upsampler"] = _timer(lambda: up(x))
-    for fn in contenders.values():  # warm-up
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    order = list(contenders.items())
-    for i in range(rounds):
-        for key, fn in order if i % 2 == 0 else order[::-1]:
-            times[key].append(fn())
-        if log:
-            print(f"  round {i + 1}/{rounds}", file=sys.stderr, flush=True)
+    times = interleaved_times(contenders, rounds, log=log)
 
     ceiling_median = {
         s: ceil_flops[s] / statistics.median(times[f"conv 64->64 3x3 {s}x{s}"]) / 1e9

@@ -34,7 +34,7 @@ from statistics import median
 from typing import Any
 
 import numpy as np
-from json_worker import JsonWorker
+from harness import JsonWorker
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_WEIGHTS = REPO.parent / "shared" / "weights" / "third_party" / "opencv_dnn_superres"

@@ -29,6 +29,7 @@ import types
 from collections.abc import Callable
 
 import torch
+from harness import interleaved_times
 from torch import nn
 
 import srplug
@@ -46,13 +47,9 @@ def compare(
     name: str, contenders: dict[str, Callable[[], object]], repeats: int
 ) -> dict[str, object]:
     """Interleaved timing; ratio = median of the first contender / median of each other."""
-    for fn in contenders.values():  # warm-up (and the JIT build on first use)
-        fn()
-    times: dict[str, list[float]] = {k: [] for k in contenders}
-    order = list(contenders.items())
-    for i in range(repeats):  # alternate the order too, so neither side always runs first
-        for key, fn in order if i % 2 == 0 else order[::-1]:
-            times[key].append(timed(fn))
+    times = interleaved_times(
+        {k: (lambda fn=fn: timed(fn)) for k, fn in contenders.items()}, repeats
+    )
     medians = {k: statistics.median(v) for k, v in times.items()}
     first = next(iter(contenders))
     row: dict[str, object] = {

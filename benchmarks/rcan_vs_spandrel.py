@@ -55,7 +55,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from json_worker import JsonWorker
+from harness import JsonWorker, interleaved_times
 
 ROUNDS_DEFAULT = 7
 
@@ -283,15 +283,7 @@ def run(
             ours_fused = fused(x_cl)
         sp.ask(cmd="run", format="contiguous", output=str(out_file))
         theirs = torch.load(out_file, weights_only=True)
-        for fn in contenders.values():
-            fn()
-        times: dict[str, list[float]] = {k: [] for k in contenders}
-        order = list(contenders.items())
-        for i in range(rounds):
-            for key, fn in order if i % 2 == 0 else order[::-1]:
-                times[key].append(fn())
-            if log:
-                print(f"  round {i + 1}/{rounds}", file=sys.stderr, flush=True)
+        times = interleaved_times(contenders, rounds, log=log)
     finally:
         sp.close()
         tmp_ctx.cleanup()

@@ -1,9 +1,10 @@
-"""A benchmark script re-run as a worker subprocess in another Python environment
-(``python SCRIPT --worker --threads N``), driven by one JSON object per line each way.
+"""What the benchmark scripts share: interleaved timing and worker subprocesses.
 
-The worker prints a hello line first, then answers every command line with one line; a
-``{"cmd": "quit"}`` line (or end of input) stops it. Standard library only, so the worker
-side can import this module in any environment.
+:func:`interleaved_times` times contenders side by side in one run. :class:`JsonWorker` runs
+a benchmark script as a worker in another Python environment (``python SCRIPT --worker
+--threads N``), driven by one JSON object per line each way: the worker prints a hello line
+first, then answers every command line with one line; ``{"cmd": "quit"}`` (or end of input)
+stops it. Standard library only, so the worker side can import this module anywhere.
 """
 
 from __future__ import annotations
@@ -11,8 +12,28 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+
+def interleaved_times(
+    contenders: Mapping[str, Callable[[], float]], rounds: int, *, log: bool = False
+) -> dict[str, list[float]]:
+    """Per contender, the times its calls return (each call times itself), after one
+    warm-up call each; in every round each contender runs once, the order reversed every
+    other round so that none always runs first under the machine's changing load."""
+    for fn in contenders.values():  # warm-up (and any build or JIT on first use)
+        fn()
+    times: dict[str, list[float]] = {k: [] for k in contenders}
+    order = list(contenders.items())
+    for i in range(rounds):
+        for key, fn in order if i % 2 == 0 else order[::-1]:
+            times[key].append(fn())
+        if log:
+            print(f"  round {i + 1}/{rounds}", file=sys.stderr, flush=True)
+    return times
 
 
 class JsonWorker:
