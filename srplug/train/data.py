@@ -88,6 +88,25 @@ def augment(img: np.ndarray, hflip: bool, rot: int) -> np.ndarray:
     return np.ascontiguousarray(np.rot90(img, rot))
 
 
+def draw_patch(
+    seed: int, v: int, image: int, size: tuple[int, int], patch: int, *, flip: bool, rot90: bool
+) -> PatchParams:
+    """Sample ``v``'s crop of a ``patch`` square inside an image of ``size`` ``(H, W)`` (index
+    ``image``) and its augmentation, drawn from a generator seeded by ``(seed, v)``."""
+    rng = np.random.default_rng([seed, _CROP_TAG, v])
+    top = int(rng.integers(0, size[0] - patch + 1))
+    left = int(rng.integers(0, size[1] - patch + 1))
+    hflip = bool(rng.integers(0, 2)) if flip else False
+    rot = int(rng.integers(0, 4)) if rot90 else 0
+    return PatchParams(image, top, left, hflip, rot)
+
+
+def patch_tensor(img: np.ndarray, channels: Channels) -> torch.Tensor:
+    """uint8 RGB ``(h, w, 3)`` -> float32 ``(C, h, w)`` in [0, 1] (luma for ``"y"``)."""
+    t = torch.from_numpy(img).permute(2, 0, 1).float().div_(255.0)
+    return rgb_to_y(t) if channels == "y" else t.contiguous()
+
+
 class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Random aligned patch pairs from folders of HR images.
 
@@ -178,14 +197,11 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
 
     def params(self, v: int) -> PatchParams:
         """The crop and augmentation of sample ``v`` (deterministic given the seed)."""
-        rng = np.random.default_rng([self.seed, _CROP_TAG, v])
         image = v % len(self.pairs)
         lr = self.pairs[image][1]
-        top = int(rng.integers(0, lr.shape[0] - self.lr_patch + 1))
-        left = int(rng.integers(0, lr.shape[1] - self.lr_patch + 1))
-        hflip = bool(rng.integers(0, 2)) if self.flip else False
-        rot = int(rng.integers(0, 4)) if self.rot90 else 0
-        return PatchParams(image, top, left, hflip, rot)
+        return draw_patch(
+            self.seed, v, image, lr.shape[:2], self.lr_patch, flip=self.flip, rot90=self.rot90
+        )
 
     def patch_pair(self, p: PatchParams) -> tuple[np.ndarray, np.ndarray]:
         """uint8 RGB patches ``(lr (p/s, p/s, 3), hr (p, p, 3))`` for ``p``, augmented."""
@@ -195,14 +211,10 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         hr_patch = hr[p.top * s : (p.top + n) * s, p.left * s : (p.left + n) * s]
         return augment(lr_patch, p.hflip, p.rot), augment(hr_patch, p.hflip, p.rot)
 
-    def _to_tensor(self, img: np.ndarray) -> torch.Tensor:
-        t = torch.from_numpy(img).permute(2, 0, 1).float().div_(255.0)
-        return rgb_to_y(t) if self.channels == "y" else t.contiguous()
-
     def __getitem__(self, v: int) -> tuple[torch.Tensor, torch.Tensor]:
         lr, hr = self.patch_pair(self.params(int(v)))
         if self.degradation is None:
-            return self._to_tensor(lr), self._to_tensor(hr)
+            return patch_tensor(lr, self.channels), patch_tensor(hr, self.channels)
         hr_rgb = torch.from_numpy(hr).permute(2, 0, 1).float().div_(255.0)
         seed = int(np.random.default_rng([self.seed, _DEGRADE_TAG, int(v)]).integers(2**62))
         with torch.no_grad():

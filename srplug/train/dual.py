@@ -31,20 +31,17 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from srplug.color import rgb_to_y
 from srplug.datasets import read_image
 from srplug.errors import DatasetError, InputError
 from srplug.protocols import Channels
 from srplug.resize import imresize
-from srplug.train.data import augment, list_images
+from srplug.train.data import augment, draw_patch, list_images, patch_tensor
 from srplug.train.distributed import DistContext
 from srplug.train.objectives import Objective, parameters_of
 from srplug.train.precision import Precision, autocast
 from srplug.train.recipe import Recipe
 
 __all__ = ["DualForward", "DualObjective", "LRPatches", "lr_pyramid"]
-
-_CROP_TAG = 1
 
 
 def lr_pyramid(hr: torch.Tensor, scale: int) -> list[torch.Tensor]:
@@ -238,13 +235,11 @@ class LRPatches(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return len(self.images)
 
     def __getitem__(self, v: int) -> tuple[torch.Tensor, torch.Tensor]:
-        rng = np.random.default_rng([self.seed, _CROP_TAG, int(v)])
-        img = self.images[int(v) % len(self.images)]
-        top = int(rng.integers(0, img.shape[0] - self.patch + 1))
-        left = int(rng.integers(0, img.shape[1] - self.patch + 1))
-        hflip = bool(rng.integers(0, 2)) if self.flip else False
-        rot = int(rng.integers(0, 4)) if self.rot90 else 0
-        crop = augment(img[top : top + self.patch, left : left + self.patch], hflip, rot)
-        t = torch.from_numpy(crop).permute(2, 0, 1).float().div_(255.0)
-        t = rgb_to_y(t) if self.channels == "y" else t.contiguous()
+        v = int(v)
+        image = v % len(self.images)
+        img, n = self.images[image], self.patch
+        p = draw_patch(self.seed, v, image, img.shape[:2], n, flip=self.flip, rot90=self.rot90)
+        t = patch_tensor(
+            augment(img[p.top : p.top + n, p.left : p.left + n], p.hflip, p.rot), self.channels
+        )
         return t, t
