@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from srplug.cli import main
 from srplug.io import read_image, write_image
-
-PROCESS_TIMEOUT = 300  # seconds; only a guard against a hung run
+from tests.helpers.processes import run_torchrun
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -101,12 +96,7 @@ def test_unreadable_file_in_a_worker_is_reported(capsys, tmp_path):
 
 def test_torchrun_shards_the_files_across_ranks(tmp_path):
     images = make_images(tmp_path / "in", 5)
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
+    done = run_torchrun(
         "-m",
         "srplug.cli",
         "upscale",
@@ -115,10 +105,6 @@ def test_torchrun_shards_the_files_across_ranks(tmp_path):
         "-o",
         str(tmp_path / "out"),
         "--no-progress",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    done = subprocess.run(
-        cmd, env=env, capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False
     )
     assert done.returncode == 0, done.stderr
     assert "rank 0 of 2: wrote 3 of 5 files" in done.stdout

@@ -23,18 +23,14 @@ import yaml
 from srplug.train import DefaultTrainer
 from srplug.train.checkpoint import load_training_checkpoint
 from srplug.weights import load_state_dict_file
+from tests.helpers.processes import PROCESS_TIMEOUT, environment, run_torchrun
 
 RUNNER = Path(__file__).with_name("runner.py")
-PROCESS_TIMEOUT = 300  # seconds; only a guard against a hung run, never a measurement
 
 
 def losses(run: Path) -> dict[int, float]:
     lines = (run / "train_log.jsonl").read_text().splitlines()
     return {r["step"]: r["loss"] for r in map(json.loads, lines) if "loss" in r}
-
-
-def environment(**extra: str) -> dict[str, str]:
-    return {**os.environ, "OMP_NUM_THREADS": "1", **extra}
 
 
 @pytest.fixture
@@ -98,26 +94,14 @@ def test_two_process_ddp_keeps_ranks_identical(recipe_file, tmp_path):
     run = tmp_path / "ddp"
     hashes = tmp_path / "hashes"
     hashes.mkdir()
-    cmd = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node=2",
+    done = run_torchrun(
         str(RUNNER),
         "train",
         str(recipe_file),
         "-o",
         str(run),
         "--no-progress",
-    ]
-    done = subprocess.run(
-        cmd,
         env=environment(SRPLUG_TEST_HASH_DIR=str(hashes)),
-        capture_output=True,
-        text=True,
-        timeout=PROCESS_TIMEOUT,
-        check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     ranks = [json.loads((hashes / f"rank{r}.json").read_text()) for r in (0, 1)]
