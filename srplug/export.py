@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from srplug.errors import InputError, SrplugError
+from srplug.layout import to_memory_format
 
 __all__ = [
     "CHECK_SIZES",
@@ -253,7 +254,7 @@ def _clone_float32(module: nn.Module) -> nn.Module:
     clone = copy.deepcopy(module).to("cpu", torch.float32)
     # parameters keep requires_grad: modules with a separate inference-only path (edge-SR's
     # strip loop) then trace their plain, shape-generic path
-    return clone.to(memory_format=torch.contiguous_format).eval()
+    return to_memory_format(clone, torch.contiguous_format).eval()
 
 
 def check_onnx(

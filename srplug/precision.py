@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from srplug.errors import InputError
+from srplug.layout import to_memory_format
 
 __all__ = [
     "DTYPES",
@@ -151,7 +152,7 @@ def probe_inference(
     for mode in ("fp32", *candidates):
         dtype = DTYPES[mode]
         m = copy.deepcopy(module).to(device=device, dtype=dtype).eval()
-        m = m.to(memory_format=memory_format)
+        m = to_memory_format(m, memory_format)
         x = probe.to(device=device, dtype=dtype).contiguous(memory_format=memory_format)
         try:
             with torch.inference_mode():

@@ -16,6 +16,7 @@ import torch
 from srplug.color import rgb_to_ycbcr, ycbcr_to_rgb
 from srplug.errors import InputError, OutOfMemoryError, PluginError, SrplugError
 from srplug.image import from_tensor, to_tensor
+from srplug.layout import to_memory_format
 from srplug.limits import check_output_size
 from srplug.precision import DTYPES, InferenceProbe, probe_image, probe_inference, resolve_fixed
 from srplug.protocols import Channels
@@ -265,7 +266,7 @@ class ModuleUpsampler(TensorUpsampler):
             self.dtype = self._resolve_precision(module, precision, dtype)
         self._module = module.eval().to(device=self.device, dtype=self.dtype)
         if network:
-            self._module = self._module.to(memory_format=self._memory_format)
+            self._module = to_memory_format(self._module, self._memory_format)
         self.model = self._module if network else None
         self._runner: Callable[[torch.Tensor], torch.Tensor] = self._module
         self.compile_report: str | None = None

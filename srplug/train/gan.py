@@ -23,6 +23,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from srplug.errors import InputError
+from srplug.layout import to_memory_format
 from srplug.perceptual import VGG16Features
 from srplug.train.distributed import DistContext
 from srplug.train.objectives import Objective
@@ -184,8 +185,11 @@ class GanObjective(Objective):
         super().__init__(recipe, model, pixel_loss, ctx)
         g = recipe.gan
         fmt = torch.channels_last if ctx.device.type == "cpu" else torch.contiguous_format
-        self.discriminator = build_discriminator(g.discriminator, g.discriminator_options).to(
-            device=ctx.device, dtype=torch.float32, memory_format=fmt
+        self.discriminator = to_memory_format(
+            build_discriminator(g.discriminator, g.discriminator_options).to(
+                device=ctx.device, dtype=torch.float32
+            ),
+            fmt,
         )
         self.discriminator.train()
         self.d_train = ctx.wrap(self.discriminator)

@@ -39,6 +39,7 @@ import srplug
 from srplug.datasets import BenchmarkDataset, resolve_dataset
 from srplug.errors import InputError
 from srplug.evaluation import DatasetResult
+from srplug.layout import to_memory_format
 from srplug.protocols import Channels, RecipeLike, TrainResult
 from srplug.train import checkpoint as ckpt
 from srplug.train import distributed
@@ -282,8 +283,8 @@ class DefaultTrainer:
         model = srplug.get(m.name, m.scale, weights=m.init, **m.options).model
         if model is None:
             raise InputError(f"model {m.name!r} has no parameters to train")
-        model = model.to(
-            device=ctx.device, dtype=torch.float32, memory_format=_memory_format(ctx.device)
+        model = to_memory_format(
+            model.to(device=ctx.device, dtype=torch.float32), _memory_format(ctx.device)
         )
         model.train()
         ema = (

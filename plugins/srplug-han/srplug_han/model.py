@@ -19,16 +19,12 @@ EDSR upsampler produces the image. The official code hard-codes 11 stacked layer
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
-
 import torch
 from srplug_rcan.blocks import MeanShiftedNet, conv
 from srplug_rcan.model import ResidualGroup
 from torch import nn
-from torch.nn import functional as F
 
-__all__ = ["CSAM", "HAN", "LAM", "VolumeConv"]
+__all__ = ["CSAM", "HAN", "LAM"]
 
 
 class LAM(nn.Module):
@@ -53,45 +49,14 @@ class LAM(nn.Module):
         return (self.gamma * out + x).reshape(n, layers * c, h, w)
 
 
-class VolumeConv(nn.Module):
-    """A one-filter 3x3x3 ``Conv3d(1, 1, 3, padding=1)`` on ``(N, 1, C, H, W)``.
-
-    The kernel is held as a ``(3, 3, 3)`` parameter, not torch's 5-D ``(1, 1, 3, 3, 3)``, so
-    that ``module.to(memory_format=torch.channels_last)`` (which srplug applies on CPU and
-    which refuses 5-D tensors) works; the state dict still stores and accepts the official
-    5-D ``weight`` and ``bias`` ``(1,)``.
-    """
-
-    def __init__(self) -> None:
-        super().__init__()
-        reference = nn.Conv3d(1, 1, 3, 1, 1)  # torch's default initialisation
-        self.weight = nn.Parameter(reference.weight.detach().reshape(3, 3, 3).clone())
-        self.bias = nn.Parameter(reference.bias.detach().clone())
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.conv3d(x, self.weight.view(1, 1, 3, 3, 3), self.bias, padding=1)
-
-    def _save_to_state_dict(self, destination: Any, prefix: str, keep_vars: bool) -> None:
-        super()._save_to_state_dict(destination, prefix, keep_vars)
-        weight = destination[prefix + "weight"]
-        destination[prefix + "weight"] = weight.view(1, 1, 3, 3, 3)
-
-    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, *args: Any) -> None:
-        key = prefix + "weight"
-        weight = state_dict.get(key)
-        if isinstance(weight, torch.Tensor) and weight.shape == (1, 1, 3, 3, 3):
-            state_dict[key] = weight.reshape(3, 3, 3)  # type: ignore[index]
-        super()._load_from_state_dict(state_dict, prefix, *args)  # type: ignore[arg-type]
-
-
 class CSAM(nn.Module):
     """Channel-spatial attention on ``(N, C, H, W)``: ``x * gamma * sigmoid(conv(x)) + x``
-    with ``conv`` a :class:`VolumeConv` (one 3x3x3 filter, zero padding 1) over
+    with ``conv`` a ``Conv3d(1, 1, 3, padding=1)`` (one 3x3x3 filter) over
     ``(C, H, W)``. ``gamma`` (scalar) starts at 0."""
 
     def __init__(self) -> None:
         super().__init__()
-        self.conv = VolumeConv()
+        self.conv = nn.Conv3d(1, 1, 3, 1, 1)
         self.gamma = nn.Parameter(torch.zeros(1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
