@@ -9,14 +9,15 @@ import pytest
 
 import srplug
 from srplug import plugins
-from tests.helpers.fake_dist import tiny_model_source, write_plugin_dist
+from tests.helpers.fake_dist import forget_modules_under, tiny_model_source, write_plugin_dist
 
 
 @pytest.fixture
-def fresh(monkeypatch: pytest.MonkeyPatch):
+def fresh(tmp_path, monkeypatch: pytest.MonkeyPatch):
     plugins.reset()
     yield
     plugins.reset()
+    forget_modules_under(tmp_path)
 
 
 def test_entry_point_plugin_is_found(tmp_path, monkeypatch, fresh):

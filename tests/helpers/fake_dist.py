@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import textwrap
 from pathlib import Path
 
@@ -20,6 +21,16 @@ def write_plugin_dist(
     (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1\n")
     (info / "entry_points.txt").write_text(f"[srplug]\n{entry_name or dist} = {module}\n")
     return root
+
+
+def forget_modules_under(root: Path) -> None:
+    """Drop the modules imported from files under ``root`` from ``sys.modules``, so that a
+    later test writing a plugin under the same module name imports its own source."""
+    folder = root.resolve()
+    for name, module in list(sys.modules.items()):
+        file = getattr(module, "__file__", None)
+        if file and Path(file).resolve().is_relative_to(folder):
+            del sys.modules[name]
 
 
 TINY_MODEL = """

@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import sys
 import time
 
 import numpy as np
@@ -17,7 +16,7 @@ import pytest
 
 import srplug
 from srplug import cli, plugins
-from tests.helpers.fake_dist import tiny_model_source, write_plugin_dist
+from tests.helpers.fake_dist import forget_modules_under, tiny_model_source, write_plugin_dist
 
 SLOW_IMPORT_S = 1.0
 
@@ -65,9 +64,7 @@ def bad_neighbours(tmp_path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.syspath_prepend(str(tmp_path))
     yield
     plugins.reset()
-    # other tests write plugins under the same module names: don't leave ours imported
-    for module in ("good", "crash", "syntax", "broken", "wrong", "slow"):
-        sys.modules.pop(f"{module}_plugin", None)
+    forget_modules_under(tmp_path)
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
