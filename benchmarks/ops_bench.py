@@ -10,10 +10,14 @@ both alike, and reports medians (and minima) in milliseconds and the ratio of me
    default forward (reduce-then-shuffle in cache-sized strips).
 2. eSR-MAX x2 fused against ``cv2.resize(INTER_CUBIC)`` on the same plane (float32 and
    uint8), same thread count.
-3. RCAN's channel attention + RCAB skip: fused against eager, and the whole RCAB.
-4. RCAN x4 whole-model forward (``srplug.get("rcan")``, random weights) with every RCAB's
-   attention and skip fused, against eager.
-5. Pixel shuffle + bias + ReLU fused against eager.
+3. The 3x3 convolution 64 -> 64 with bias and ReLU: Winograd kernel against ``F.conv2d``.
+4. RCAN's channel attention + RCAB skip: fused against eager; the whole RCAB, eager against
+   ``srplug.ops.fuse`` (Winograd convolutions with the ReLU, fused attention and skip).
+5. RCAN x4 whole-model forward (``srplug.get("rcan", kernels="eager")``, random weights)
+   against the same model after ``srplug.ops.fuse``.
+6. Pixel shuffle + bias + ReLU fused against eager.
+
+All in channels_last (the layout srplug runs on the CPU).
 
 Not a test: numbers depend on the machine. Needs the extension (built on first use).
 """
@@ -21,11 +25,11 @@ Not a test: numbers depend on the machine. Needs the extension (built on first u
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import statistics
 import sys
 import time
-import types
 from collections.abc import Callable
 
 import torch
@@ -130,45 +134,59 @@ def bench_cv2(repeats: int, size: tuple[int, int]) -> list[dict[str, object]]:
         ]
 
 
-def _fuse_rcab(rcab: nn.Module) -> None:
-    """Swap an RCAB's attention for srplug.ops.ChannelAttention and fuse its skip add."""
-    old = rcab.body[3]
-    new = srplug.ops.ChannelAttention(
-        old.conv_du[0].in_channels, old.conv_du[0].in_channels // old.conv_du[0].out_channels
-    )
-    new.load_state_dict(old.state_dict())
-    rcab.body[3] = new
-    body = rcab.body
-
-    def forward(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return body[3](body[2](body[1](body[0](x))), residual=x)
-
-    rcab.forward = types.MethodType(forward, rcab)
-
-
 def _bench_rcab(rcab_cls: type[nn.Module], h: int, repeats: int) -> list[dict[str, object]]:
-    feats = torch.randn(1, 64, h, h)
+    feats = torch.randn(1, 64, h, h).contiguous(memory_format=torch.channels_last)
     skip = torch.randn_like(feats)
-    eager = rcab_cls(64, 16).eval()
+    eager = rcab_cls(64, 16).eval().to(memory_format=torch.channels_last)
     ca = eager.body[3]
     fused_ca = srplug.ops.ChannelAttention(64, 16)
     fused_ca.load_state_dict(ca.state_dict())
-    fused = rcab_cls(64, 16).eval()
-    fused.load_state_dict(eager.state_dict())
-    _fuse_rcab(fused)
+    fused = srplug.ops.fuse(copy.deepcopy(eager), impl="cpp")
     with torch.inference_mode():
-        return [
+        diff = (eager(feats) - fused(feats)).abs().max().item()
+        rows = [
             compare(
                 f"RCAB channel attention + skip add, (1, 64, {h}, {h})",
                 {"eager": lambda: ca(feats) + skip, "fused": lambda: fused_ca(feats, skip)},
                 repeats,
             ),
             compare(
-                f"whole RCAB (2 convs + attention + skip), (1, 64, {h}, {h})",
+                f"whole RCAB (conv+ReLU, conv, attention + skip), (1, 64, {h}, {h})",
                 {"eager": lambda: eager(feats), "fused": lambda: fused(feats)},
                 repeats,
             ),
         ]
+    rows[-1]["max_abs_diff"] = diff
+    print(f"    max |eager - fused| = {diff:.2e}")
+    return rows
+
+
+def bench_conv(repeats: int, sizes: tuple[int, ...]) -> list[dict[str, object]]:
+    """3x3 convolution 64 -> 64 (+ bias + ReLU): Winograd kernel against F.conv2d + relu."""
+    rows = []
+    for h in sizes:
+        rows.append(_bench_conv_once(repeats, h))
+    return rows
+
+
+def _bench_conv_once(repeats: int, h: int) -> dict[str, object]:
+    x = torch.randn(1, 64, h, h).contiguous(memory_format=torch.channels_last)
+    weight = torch.randn(64, 64, 3, 3).contiguous(memory_format=torch.channels_last) / 24
+    bias = torch.randn(64)
+    filters = srplug.ops.winograd_filters(weight)
+
+    def eager() -> torch.Tensor:
+        return torch.relu_(nn.functional.conv2d(x, weight, bias, padding=1))
+
+    def winograd() -> torch.Tensor:
+        return srplug.ops.conv3x3(x, weight, bias, activation="relu", impl="cpp", filters=filters)
+
+    with torch.inference_mode():
+        return compare(
+            f"3x3 conv 64->64 + bias + ReLU, channels_last (1, 64, {h}, {h})",
+            {"eager": eager, "winograd": winograd},
+            repeats,
+        )
 
 
 def bench_rcan(repeats: int, lr_size: int) -> list[dict[str, object]]:
@@ -184,24 +202,18 @@ def bench_rcan(repeats: int, lr_size: int) -> list[dict[str, object]]:
     if "rcan" not in srplug.list():
         print("srplug.get('rcan') not registered: whole-model row skipped", file=sys.stderr)
         return rows
-    eager_model = srplug.get("rcan", scale=4, weights=None).model.eval()
-    fused_model = srplug.get("rcan", scale=4, weights=None).model.eval()
-    fused_model.load_state_dict(eager_model.state_dict())
-    count = 0
-    for module in fused_model.modules():
-        if isinstance(module, RCAB):
-            _fuse_rcab(module)
-            count += 1
-    x = torch.rand(1, 3, lr_size, lr_size)
+    eager_model = srplug.get("rcan", scale=4, weights=None, kernels="eager").model.eval()
+    fused_model = srplug.ops.fuse(copy.deepcopy(eager_model), impl="cpp")
+    x = torch.rand(1, 3, lr_size, lr_size).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode():
         diff = (eager_model(x) - fused_model(x)).abs().max().item()
         row = compare(
-            f"RCAN x4 whole model ({count} RCABs fused), input (1, 3, {lr_size}, {lr_size})",
+            f"RCAN x4 whole model (srplug.ops.fuse), input (1, 3, {lr_size}, {lr_size})",
             {"eager": lambda: eager_model(x), "fused": lambda: fused_model(x)},
             max(3, repeats // 2),
         )
     row["max_abs_diff"] = diff
-    print(f"    max |eager - fused| = {diff:.2e} (output range 0..255)")
+    print(f"    max |eager - fused| = {diff:.2e} (output in [0, 1])")
     rows.append(row)
     return rows
 
@@ -247,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     size = (135, 240) if args.quick else (1080, 1920)
     rows = bench_esr(args.repeats, size)
     rows += bench_cv2(args.repeats, size)
+    rows += bench_conv(args.repeats, (48,) if args.quick else (48, 256))
     rows += bench_rcan(args.repeats, 12 if args.quick else 48)
     rows += bench_shuffle(args.repeats)
     if args.json:

@@ -27,12 +27,14 @@ other round) after one warm-up each, ``--threads`` torch threads on both sides, 
 medians:
 
 - ``srplug upsampler``: ``srplug.get("rcan", weights=FILE)(x)``, the public call on a
-  tensor (inference mode, its own memory-format choice, a copy of the result);
-- ``srplug model (channels_last)``: ``upsampler.model(x)`` with model and input in
-  channels_last, under ``torch.inference_mode``;
-- ``srplug model fused (channels_last)``: the same model with every RCAB's channel
-  attention + skip add replaced by the fused ``srplug.ops.ChannelAttention`` kernel (not
-  what ``srplug.get("rcan")`` runs today: the plugin uses the eager blocks);
+  tensor with its defaults (inference mode, channels_last, ``kernels="auto"``: the fused
+  kernels of ``srplug.ops`` when the C++ extension is available, Winograd 3x3 convolutions
+  with their ReLU and skip adds and the fused channel attention; a copy of the result);
+- ``srplug upsampler kernels=eager``: the same call with the plain PyTorch modules;
+- ``srplug upsampler precision=auto``: the measured low-precision choice (bf16 when a probe
+  shows it faster and close to float32);
+- ``srplug eager model (channels_last)``: ``upsampler.model(x)`` of the eager upsampler with
+  model and input in channels_last, under ``torch.inference_mode`` (no image handling);
 - ``spandrel``: ``ModelLoader().load_from_file(FILE).model(x)`` under
   ``torch.inference_mode``, default (contiguous) memory format, as spandrel runs it;
 - ``spandrel (channels_last)``: the same with model and input in channels_last.
@@ -192,21 +194,6 @@ def official_rcan_state(
     return sd
 
 
-def fused_copy(model: Any) -> Any:
-    """A copy of srplug's RCAN with every RCAB's channel attention and skip add replaced by
-    the fused ``srplug.ops.ChannelAttention`` (as ``benchmarks/ops_bench.py`` does)."""
-    from srplug_rcan import RCAB
-
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from ops_bench import _fuse_rcab
-
-    fused = copy.deepcopy(model)
-    for module in fused.modules():
-        if isinstance(module, RCAB):
-            _fuse_rcab(module)
-    return fused
-
-
 def run(
     spandrel_python: str,
     *,
@@ -233,10 +220,10 @@ def run(
     torch.save(x, inp_file)
 
     up = srplug.get("rcan", scale=scale, weights=str(weights))
+    up_eager = srplug.get("rcan", scale=scale, weights=str(weights), kernels="eager")
     # the engine's measured precision choice (bf16 only if a probe shows it faster and close)
     up_auto = srplug.get("rcan", scale=scale, weights=str(weights), precision="auto")
-    model = up.model.eval().to(memory_format=torch.channels_last)
-    fused = fused_copy(model)
+    model = up_eager.model.eval().to(memory_format=torch.channels_last)
     x_cl = x.contiguous(memory_format=torch.channels_last)
     sp = SpandrelWorker(spandrel_python, threads)
     try:
@@ -258,29 +245,28 @@ def run(
                 model(x_cl)
                 return time.perf_counter() - start
 
-        def t_fused() -> float:
-            with torch.inference_mode():
-                start = time.perf_counter()
-                fused(x_cl)
-                return time.perf_counter() - start
+        def t_eager() -> float:
+            start = time.perf_counter()
+            up_eager(x)
+            return time.perf_counter() - start
 
         def spandrel_fn(fmt: str) -> Any:
             return lambda: float(sp.ask(cmd="run", format=fmt)["seconds"])
 
         contenders = {
             "srplug upsampler": t_upsampler,
+            "srplug upsampler kernels=eager": t_eager,
             "srplug upsampler precision=auto": t_auto,
-            "srplug model (channels_last)": t_model,
-            "srplug model fused (channels_last)": t_fused,
+            "srplug eager model (channels_last)": t_model,
             "spandrel": spandrel_fn("contiguous"),
             "spandrel (channels_last)": spandrel_fn("channels_last"),
         }
         # outputs and warm-up
         with torch.inference_mode():
             ours = up(x)
+            ours_eager = up_eager(x)
             ours_auto = up_auto(x)
             ours_cl = model(x_cl)
-            ours_fused = fused(x_cl)
         sp.ask(cmd="run", format="contiguous", output=str(out_file))
         theirs = torch.load(out_file, weights_only=True)
         times = interleaved_times(contenders, rounds, log=log)
@@ -299,24 +285,21 @@ def run(
         "median_ms": {k: round(1e3 * v, 1) for k, v in med.items()},
         "min_ms": {k: round(1e3 * min(v), 1) for k, v in times.items()},
         "ratio_spandrel_over_srplug_upsampler": med["spandrel"] / med["srplug upsampler"],
-        "ratio_spandrel_over_srplug_model_cl": med["spandrel"]
-        / med["srplug model (channels_last)"],
-        "ratio_spandrel_cl_over_srplug_model_cl": (
-            med["spandrel (channels_last)"] / med["srplug model (channels_last)"]
+        "ratio_spandrel_cl_over_srplug_upsampler": (
+            med["spandrel (channels_last)"] / med["srplug upsampler"]
         ),
+        "ratio_spandrel_over_srplug_eager": med["spandrel"] / med["srplug upsampler kernels=eager"],
+        "ratio_spandrel_cl_over_srplug_model_cl": (
+            med["spandrel (channels_last)"] / med["srplug eager model (channels_last)"]
+        ),
+        "kernels": up.kernels_report,
         "ratio_spandrel_over_srplug_auto": med["spandrel"] / med["srplug upsampler precision=auto"],
         "auto_precision": up_auto.precision_report.describe(),
         "max_abs_diff_auto_vs_fp32": float((ours_auto - ours).abs().max()),
-        "ratio_spandrel_over_srplug_fused": (
-            med["spandrel"] / med["srplug model fused (channels_last)"]
-        ),
-        "ratio_spandrel_cl_over_srplug_fused": (
-            med["spandrel (channels_last)"] / med["srplug model fused (channels_last)"]
-        ),
         # the public call clamps to [0, 1]; the models do not
         "max_abs_diff": float((ours - theirs.clamp(0, 1)).abs().max()),
+        "max_abs_diff_eager": float((ours_eager - theirs.clamp(0, 1)).abs().max()),
         "max_abs_diff_channels_last": float((ours_cl - theirs).abs().max()),
-        "max_abs_diff_fused": float((ours_fused - theirs).abs().max()),
         "output_range": [float(theirs.min()), float(theirs.max())],
     }
     return result
@@ -333,17 +316,18 @@ def format_result(r: dict[str, Any]) -> str:
         lines.append(f"  {k:<36} median {v:9.1f} ms   min {r['min_ms'][k]:9.1f} ms")
     ratios = (
         ("spandrel / srplug upsampler", "ratio_spandrel_over_srplug_upsampler"),
+        ("spandrel (CL) / srplug upsampler", "ratio_spandrel_cl_over_srplug_upsampler"),
+        ("spandrel / srplug kernels=eager", "ratio_spandrel_over_srplug_eager"),
         ("spandrel / srplug precision=auto", "ratio_spandrel_over_srplug_auto"),
-        ("spandrel / srplug model (CL)", "ratio_spandrel_over_srplug_model_cl"),
-        ("spandrel (CL) / srplug model (CL)", "ratio_spandrel_cl_over_srplug_model_cl"),
-        ("spandrel / srplug fused (CL)", "ratio_spandrel_over_srplug_fused"),
-        ("spandrel (CL) / srplug fused (CL)", "ratio_spandrel_cl_over_srplug_fused"),
+        ("spandrel (CL) / srplug eager model (CL)", "ratio_spandrel_cl_over_srplug_model_cl"),
     )
-    lines += [f"  {label + ':':<40}{r[key]:.2f}x" for label, key in ratios]
+    lines += [f"  {label + ':':<44}{r[key]:.2f}x" for label, key in ratios]
     lines += [
+        f"  srplug upsampler kernels: {r['kernels']}",
         f"  max |srplug - spandrel|: {r['max_abs_diff']:.2e} (upsampler vs clamped), "
-        f"{r['max_abs_diff_channels_last']:.2e} (model CL), {r['max_abs_diff_fused']:.2e} "
-        f"(fused); precision=auto chose {r['auto_precision']}, max |auto - fp32| "
+        f"{r['max_abs_diff_eager']:.2e} (eager upsampler vs clamped), "
+        f"{r['max_abs_diff_channels_last']:.2e} (eager model CL); precision=auto chose "
+        f"{r['auto_precision']}, max |auto - fp32| "
         f"{r['max_abs_diff_auto_vs_fp32']:.2e}; output range "
         f"[{r['output_range'][0]:.2f}, {r['output_range'][1]:.2f}]",
     ]

@@ -64,7 +64,7 @@ def _get_upsampler(args: argparse.Namespace, scale: int | None):
     weights = None if str(args.weights).lower() == "none" else args.weights
     engine = {
         key: getattr(args, key)
-        for key in ("tile", "tile_overlap", "precision", "compile", "ensemble")
+        for key in ("tile", "tile_overlap", "precision", "compile", "ensemble", "kernels")
         if getattr(args, key, None) not in (None, False)
     }
     return srplug.get(
@@ -79,7 +79,7 @@ def _get_upsampler(args: argparse.Namespace, scale: int | None):
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
-    """Tiling, precision, compile and self-ensemble flags (see ``srplug.get``)."""
+    """Tiling, precision, compile, self-ensemble and kernel flags (see ``srplug.get``)."""
     parser.add_argument(
         "--tile",
         type=_tile_arg,
@@ -104,6 +104,13 @@ def _add_engine_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--compile", action="store_true", help="run through torch.compile")
     parser.add_argument(
         "--ensemble", action="store_true", help="x8 self-ensemble (rotations and flips)"
+    )
+    parser.add_argument(
+        "--kernels",
+        choices=("auto", "fused", "eager"),
+        default=None,
+        help="srplug's fused C++ kernels (Winograd convolutions, fused attention); auto: on "
+        "the CPU in float32 when the extension builds (default)",
     )
 
 

@@ -349,6 +349,7 @@ def get(
     precision: str | None = None,
     compile: bool = False,
     ensemble: bool = False,
+    kernels: str = "auto",
     **options: Any,
 ) -> TensorUpsampler:
     """Build the upsampler registered as ``name``.
@@ -371,6 +372,9 @@ def get(
         compile: run the model through ``torch.compile`` (falls back to eager with a
             warning, recorded in ``.compile_report``, when compiling fails).
         ensemble: x8 self-ensemble (rotations and flips, outputs averaged).
+        kernels: ``"auto"`` (fused kernels on the CPU in float32 when the C++ extension is
+            available, see :func:`srplug.ops.fuse`), ``"fused"`` or ``"eager"``; the choice
+            is in ``.kernels_report``.
         **options: model options passed to the plugin's ``build`` (e.g. channel counts).
 
     Returns:
@@ -413,4 +417,5 @@ def get(
         precision=precision,
         compile=compile,
         ensemble=ensemble,
+        kernels=kernels,
     )

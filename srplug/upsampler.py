@@ -50,6 +50,7 @@ _DTYPE_NAMES = {
     "fp16": torch.float16,
     "half": torch.float16,
 }
+KERNELS = ("auto", "fused", "eager")
 _LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601 luma, as PIL's convert("L")
 
 
@@ -232,6 +233,14 @@ class ModuleUpsampler(TensorUpsampler):
     * ``compile``: run through ``torch.compile``; if compiling fails the module runs eagerly
       and :attr:`compile_report` says why.
     * ``ensemble``: x8 self-ensemble (4 rotations x flip, outputs averaged).
+    * ``kernels``: ``"eager"`` (default here: the module is rewritten in place, so only
+      modules the upsampler owns should be fused; ``srplug.get`` defaults to ``"auto"``),
+      ``"fused"`` or ``"auto"``. ``"fused"`` rewrites
+      the network with :func:`srplug.ops.fuse` (Winograd 3x3 convolutions with their ReLU and
+      skip adds, fused attention and edge-SR heads; outputs equal eager ones up to float
+      rounding, ~1e-6 relative). ``"auto"`` does so on the CPU in float32 when the C++
+      extension is available (compiled once on first use, cached) and ``compile`` is off,
+      else runs eagerly; :attr:`kernels_report` says which and why.
     """
 
     def __init__(
@@ -249,8 +258,13 @@ class ModuleUpsampler(TensorUpsampler):
         precision: str | None = None,
         compile: bool = False,
         ensemble: bool = False,
+        kernels: str = "eager",
     ) -> None:
         super().__init__(name=name, scale=scale, channels=channels, device=device, dtype=dtype)
+        if kernels not in KERNELS:
+            raise InputError(
+                f"kernels must be one of {', '.join(map(repr, KERNELS))}, got {kernels!r}"
+            )
         self.tile = _check_tile(tile)
         if tile_overlap is not None and (
             isinstance(tile_overlap, bool) or not isinstance(tile_overlap, int) or tile_overlap < 0
@@ -267,6 +281,10 @@ class ModuleUpsampler(TensorUpsampler):
         self._module = module.eval().to(device=self.device, dtype=self.dtype)
         if network:
             self._module = to_memory_format(self._module, self._memory_format)
+        self.kernels_report = "eager: not a network" if not network else ""
+        """Whether the fused kernels run (``"fused: ..."``) or not (``"eager: ..."``), and why."""
+        if network:
+            self._module = self._with_kernels(self._module, kernels, compile)
         self.model = self._module if network else None
         self._runner: Callable[[torch.Tensor], torch.Tensor] = self._module
         self.compile_report: str | None = None
@@ -276,7 +294,36 @@ class ModuleUpsampler(TensorUpsampler):
         """Core tile size the last tiled call ended with (after any out-of-memory halving)."""
         self._field: ReceptiveField | None = None
 
-    # ---------------------------------------------------------------- precision / compile
+    # ------------------------------------------------------- fused kernels / precision / compile
+
+    def _with_kernels(
+        self, module: torch.nn.Module, kernels: str, compile: bool
+    ) -> torch.nn.Module:
+        import srplug.ops
+
+        if kernels == "eager":
+            self.kernels_report = "eager: kernels='eager'"
+            return module
+        if kernels == "fused":
+            self.kernels_report = "fused: kernels='fused'"
+            return srplug.ops.fuse(module, impl="auto")
+        if self.device.type != "cpu" or self.dtype != torch.float32:
+            self.kernels_report = (
+                f"eager: the fused kernels pay off on the CPU in float32, this runs "
+                f"{self.dtype} on {self.device}"
+            )
+            return module
+        if compile:
+            self.kernels_report = "eager: compile=True (torch.compile fuses instead)"
+            return module
+        st = srplug.ops.status()
+        if not st.loaded:
+            st = srplug.ops.load()
+        if not st.loaded:
+            self.kernels_report = f"eager: the C++ extension is unavailable ({st.reason})"
+            return module
+        self.kernels_report = "fused: CPU, float32, C++ extension loaded"
+        return srplug.ops.fuse(module, impl="cpp")
 
     def _resolve_precision(
         self, module: torch.nn.Module, precision: str, dtype: object

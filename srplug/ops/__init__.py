@@ -5,6 +5,9 @@
 - :func:`pixel_shuffle`: pixel shuffle fused with the preceding bias and an activation.
 - :func:`channel_attention` and :class:`ChannelAttention`: RCAN's channel attention with
   the RCAB residual add, in two passes over the feature map.
+- :func:`conv3x3` and :class:`Conv3x3`: 3x3 convolution by Winograd F(4x4, 3x3) on the CPU,
+  bias, ReLU and residual add fused (:mod:`srplug.ops.conv`).
+- :func:`fuse`: rewrites a network in place to use all of the above where they apply.
 
 Each takes ``impl="auto" | "ref" | "cpp" | "cuda"``; the pure-PyTorch references are in
 :mod:`srplug.ops.reference`. The extension is compiled on first use and cached
@@ -14,6 +17,7 @@ Each takes ``impl="auto" | "ref" | "cpp" | "cuda"``; the pure-PyTorch references
 
 from __future__ import annotations
 
+from srplug.ops.conv import Conv3x3, conv3x3, winograd_filters
 from srplug.ops.functional import (
     IMPLS,
     OpsFallbackWarning,
@@ -22,6 +26,7 @@ from srplug.ops.functional import (
     pixel_shuffle,
     resolve_impl,
 )
+from srplug.ops.fuse import fuse
 from srplug.ops.loader import BuildStatus, OpsBuildError, load, status
 from srplug.ops.modules import ChannelAttention
 
@@ -29,12 +34,16 @@ __all__ = [
     "IMPLS",
     "BuildStatus",
     "ChannelAttention",
+    "Conv3x3",
     "OpsBuildError",
     "OpsFallbackWarning",
     "channel_attention",
+    "conv3x3",
     "esr_upscale",
+    "fuse",
     "load",
     "pixel_shuffle",
     "resolve_impl",
     "status",
+    "winograd_filters",
 ]

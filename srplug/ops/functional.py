@@ -69,7 +69,9 @@ def resolve_impl(impl: str, device: torch.device) -> Literal["ref", "ext"]:
     """
     if impl not in IMPLS:
         raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
-    if impl == "ref":
+    if impl == "ref" or torch.compiler.is_compiling():
+        # torch.compile / torch.export / ONNX export trace the reference: it is made of
+        # standard ops they know, the kernels are opaque to them
         return "ref"
     if impl == "cpp" and device.type != "cpu":
         raise InputError(

@@ -15,6 +15,7 @@ __all__ = [
     "ACTIVATIONS",
     "REDUCTIONS",
     "channel_attention",
+    "conv3x3",
     "esr_upscale",
     "pixel_shuffle",
 ]
@@ -106,3 +107,24 @@ def channel_attention(
     gate = torch.sigmoid(F.linear(hidden, w_up.flatten(1), b_up))
     out = x * gate[:, :, None, None]
     return out if residual is None else out + residual
+
+
+def conv3x3(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    activation: str = "none",
+    residual: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``act(conv3x3(x, weight) + bias) (+ residual)``, stride 1, zero padding 1.
+
+    Args:
+        x: ``(N, C, H, W)`` float.
+        weight: ``(K, C, 3, 3)``; ``bias``: ``(K,)`` or None.
+        activation: ``"none"`` or ``"relu"``.
+        residual: optional ``(N, K, H, W)`` added after the activation.
+    """
+    y = F.conv2d(x, weight, bias, padding=1)
+    if activation == "relu":
+        y = F.relu(y)
+    return y if residual is None else y + residual

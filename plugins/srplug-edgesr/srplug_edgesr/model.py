@@ -83,6 +83,11 @@ class EdgeSR(nn.Module):
         self.impl = _check_impl(impl)
         self.register_load_state_dict_pre_hook(_check_loaded_shapes)
 
+    def fuse_ops(self, impl: str) -> None:
+        """Hook of :func:`srplug.ops.fuse`: run the head through the fused ``esr_upscale``
+        kernel with ``impl`` (the module's ``impl`` option, set after construction)."""
+        self.impl = _check_impl(impl)
+
     @property
     def out_features(self) -> int:
         """Channels of the last convolution: ``G * s*s * C``."""

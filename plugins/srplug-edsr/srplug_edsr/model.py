@@ -51,12 +51,29 @@ class ResBlock(nn.Module):
         self.conv1 = _conv(features, features, kernel_size)
         self.conv2 = _conv(features, features, kernel_size)
         self.res_scale = res_scale
+        self.fused = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.fused:  # see fuse_ops: conv1 applies the ReLU, conv2 adds the skip
+            if self.res_scale == 1.0:
+                return self.conv2(self.conv1(x), residual=x)
+            return x + self.conv2(self.conv1(x)) * self.res_scale
         res = self.conv2(F.relu(self.conv1(x)))
         if self.res_scale != 1.0:
             res = res * self.res_scale
         return x + res
+
+    def fuse_ops(self, impl: str) -> None:
+        """Hook of :func:`srplug.ops.fuse`: both convolutions become
+        :class:`srplug.ops.Conv3x3` (parameters shared), the first with the ReLU, the second
+        with the skip add when ``res_scale`` is 1."""
+        from srplug.ops import Conv3x3
+
+        if self.fused or not (Conv3x3.eligible(self.conv1) and Conv3x3.eligible(self.conv2)):
+            return
+        self.conv1 = Conv3x3.from_conv(self.conv1, activation="relu", impl=impl)
+        self.conv2 = Conv3x3.from_conv(self.conv2, impl=impl)
+        self.fused = True
 
     def extra_repr(self) -> str:
         return f"res_scale={self.res_scale}"

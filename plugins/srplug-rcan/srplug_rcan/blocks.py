@@ -122,8 +122,30 @@ class RCAB(nn.Module):
             attention(channels, reduction),
         )
 
+        self.skip_fused = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.skip_fused:  # see fuse_ops: the attention kernel adds the skip
+            body = self.body
+            return body[3](body[2](body[1](body[0](x))), residual=x)
         return self.body(x) + x
+
+    def fuse_ops(self, impl: str) -> None:
+        """Hook of :func:`srplug.ops.fuse`: RCAN's channel attention becomes the fused
+        :class:`srplug.ops.ChannelAttention` (same ``conv_du`` parameters, shared) and takes
+        the skip add into its second pass. Other attention layers are left alone."""
+        import srplug.ops
+
+        old = self.body[3]
+        if self.skip_fused or type(old) is not ChannelAttention:
+            return
+        down = old.conv_du[0]
+        fused = srplug.ops.ChannelAttention(
+            down.in_channels, down.in_channels // down.out_channels, impl=impl
+        )
+        fused.conv_du = old.conv_du
+        self.body[3] = fused
+        self.skip_fused = True
 
 
 class Upsampler(nn.Sequential):

@@ -22,8 +22,23 @@ class ResidualGroup(nn.Module):
         blocks: list[nn.Module] = [RCAB(channels, reduction) for _ in range(n_resblocks)]
         self.body = nn.Sequential(*blocks, conv(channels, channels, 3))
 
+        self.skip_fused = False
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.skip_fused:  # see fuse_ops: the last convolution adds the skip
+            return self.body[-1](self.body[:-1](x), residual=x)
         return self.body(x) + x
+
+    def fuse_ops(self, impl: str) -> None:
+        """Hook of :func:`srplug.ops.fuse`: the group's last convolution becomes a
+        :class:`srplug.ops.Conv3x3` (parameters shared) that adds the group's skip."""
+        from srplug.ops import Conv3x3
+
+        last = self.body[-1]
+        if self.skip_fused or not Conv3x3.eligible(last):
+            return
+        self.body[-1] = Conv3x3.from_conv(last, impl=impl)  # type: ignore[arg-type]
+        self.skip_fused = True
 
 
 class RCAN(MeanShiftedNet):

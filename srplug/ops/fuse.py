@@ -1,0 +1,71 @@
+"""Rewrite a network to run srplug's fused kernels: :func:`fuse`.
+
+Generic rewrites, for any ``nn.Module``:
+
+- every plain 3x3 convolution (stride 1, padding 1, no groups or dilation) with at least
+  :data:`MIN_CHANNELS` input and output channels becomes a :class:`~srplug.ops.Conv3x3`
+  (Winograd on the CPU), sharing its parameters;
+- inside an ``nn.Sequential``, such a convolution directly followed by an ``nn.ReLU`` takes
+  the activation into its kernel; the ReLU becomes an ``nn.Identity`` (same indices, so the
+  state-dict keys do not change).
+
+Model-specific rewrites come from the models: before the generic pass, every submodule that
+defines ``fuse_ops(impl: str) -> None`` is called (outermost first) and may swap its own
+layers, e.g. RCAN's residual blocks fuse their channel attention with the skip add.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from srplug.errors import InputError
+from srplug.ops.conv import Conv3x3
+from srplug.ops.functional import IMPLS
+
+__all__ = ["MIN_CHANNELS", "fuse"]
+
+MIN_CHANNELS = 16
+"""Narrower convolutions stay direct: their matrix products are too small to pay for the
+Winograd transforms (and they cost little anyway: a network's first and last layers)."""
+
+
+def _worth_it(conv: nn.Module) -> bool:
+    return (
+        Conv3x3.eligible(conv)
+        and conv.in_channels >= MIN_CHANNELS
+        and conv.out_channels >= MIN_CHANNELS
+    )
+
+
+def fuse(module: nn.Module, impl: str = "auto") -> nn.Module:
+    """Rewrite ``module`` in place to use the fused kernels; returns it.
+
+    Parameters are shared, not copied: the state dict keeps its keys and values, and loading
+    weights afterwards still works. Outputs equal the original's up to float rounding (the
+    Winograd convolution: ~1e-6 relative in float32).
+
+    Args:
+        module: any network (eval mode expected; training still works, with exact gradients
+            through the reference implementations).
+        impl: passed to every fused layer: ``"auto"``, ``"ref"``, ``"cpp"`` or ``"cuda"``.
+    """
+    if impl not in IMPLS:
+        raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+    for sub in list(module.modules()):
+        hook = getattr(sub, "fuse_ops", None)
+        if callable(hook):
+            hook(impl)
+    for parent in list(module.modules()):
+        names = list(parent._modules)
+        for i, name in enumerate(names):
+            child = parent._modules[name]
+            if child is None or not _worth_it(child):
+                continue
+            activation = "none"
+            if isinstance(parent, nn.Sequential) and i + 1 < len(names):
+                following = parent._modules[names[i + 1]]
+                if type(following) is nn.ReLU:
+                    activation = "relu"
+                    parent._modules[names[i + 1]] = nn.Identity()
+            parent._modules[name] = Conv3x3.from_conv(child, activation, impl)  # type: ignore[arg-type]
+    return module
