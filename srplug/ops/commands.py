@@ -60,8 +60,21 @@ def report(*, build: bool = False) -> dict[str, Any]:
             "info": st.info,
         },
         "ops": {
-            op: {"cpu": cpu_impl, "cpu_reason": cpu_why, "cuda": cuda_impl, "cuda_reason": cuda_why}
-            for op in OPS
+            **{
+                op: {
+                    "cpu": cpu_impl,
+                    "cpu_reason": cpu_why,
+                    "cuda": cuda_impl,
+                    "cuda_reason": cuda_why,
+                }
+                for op in OPS
+            },
+            "conv3x3": {
+                "cpu": cpu_impl,
+                "cpu_reason": cpu_why,
+                "cuda": "ref",
+                "cuda_reason": "cuDNN (it picks Winograd itself); no srplug CUDA kernel",
+            },
         },
         "log": st.log,
         "threads": torch.get_num_threads(),
