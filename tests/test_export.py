@@ -55,6 +55,7 @@ def test_espcn_exports_with_dynamic_size_and_matches(tmp_path):
         ("bicubic", 4, {}),
         ("edsr-baseline", 4, {"blocks": 2, "features": 16}),
         ("rcan", 2, {"n_resgroups": 1, "n_resblocks": 2, "n_feats": 16, "reduction": 4}),
+        ("san", 2, {"n_resgroups": 1, "n_resblocks": 2, "n_feats": 16, "reduction": 4}),
     ],
 )
 def test_plugin_models_export_within_1e_4(tmp_path, name, scale, options):

@@ -22,6 +22,11 @@ Official quirks kept for exactness (checkpoints and outputs must match):
   ``conv_last`` of the network and the SOCA inside the region non-local module. They stay so
   that checkpoints load strictly, but are frozen (``requires_grad=False``) so training with
   ``DistributedDataParallel`` sees no unused trainable parameter.
+
+Export: while ``torch.export`` traces (``srplug.export.to_onnx``), the region halves and the
+SOCA window bounds are computed from the input size inside the graph instead of in Python, so
+one graph with dynamic height and width serves every size (``H, W >= 4``, as eagerly; smaller
+inputs are not refused there). Eager and ``torch.compile`` runs take the unchanged Python path.
 """
 
 from __future__ import annotations
@@ -82,10 +87,44 @@ def sqrtm_newton_schulz(cov: torch.Tensor, iterations: int = SQRTM_ITERATIONS) -
     return y * trace.sqrt()
 
 
+def _exported_size(value: torch.Tensor, minimum: int = 0) -> int:
+    """The 0-d integer tensor ``value`` (computed from the input's size) as a Python-level size.
+
+    While ``torch.export`` traces with dynamic height and width this is an *unbacked* size:
+    the exporter reasons about it without guards (the halves and window offsets below are
+    floor divisions of the image size, which it cannot prove facts about for every size), so
+    the graph stays valid for all sizes; eagerly it is a plain ``int``."""
+    size = value.item()
+    torch._check(size >= minimum)
+    return size
+
+
+def _exported_window(size: int, other: int, side: int) -> tuple[int, int]:
+    """``(start, stop)`` along one axis of the window of :func:`_soca_window`, from the axis
+    size ``size``, the other axis size ``other`` and the window side, as tensor arithmetic
+    (for tracing; equal to the eager branches for every size, see the tests).
+
+    The official code crops an axis when ``size >= side`` (centred: start
+    ``(size - side) // 2``) or, a quirk, when ``other == side``; then a shorter axis gets a
+    negative start that Python wraps: ``max((size - side) // 2 + size, 0)``. The stop is
+    ``min((size + side) // 2, size)`` in every case."""
+    s = torch.scalar_tensor(size, dtype=torch.int64)
+    o = torch.scalar_tensor(other, dtype=torch.int64)
+    centred = torch.div(s - side, 2, rounding_mode="floor")
+    wrapped = torch.where(o == side, (centred + s).clamp_min(0), torch.zeros_like(s))
+    start = torch.where(s >= side, centred, wrapped)
+    stop = torch.minimum(torch.div(s + side, 2, rounding_mode="floor"), s)
+    return _exported_size(start), _exported_size(stop)
+
+
 def _soca_window(x: torch.Tensor, side: int) -> torch.Tensor:
     """The part of ``x`` (``(N, C, H, W)``) the official SOCA pools over (Python slicing with
-    the same, sometimes negative, offsets)."""
+    the same, sometimes negative, offsets; while exporting, the same bounds as tensor
+    arithmetic so that the graph does not depend on which branch the example size took)."""
     h, w = x.shape[-2:]
+    if torch.compiler.is_exporting():
+        (top, bottom), (left, right) = _exported_window(h, w, side), _exported_window(w, h, side)
+        return x[:, :, top:bottom, left:right]
     if h < side and w < side:
         return x
     if h < side and w > side:
@@ -160,12 +199,16 @@ class RegionNonLocal(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h, w = x.shape[-2:]
-        if h < 4 or w < 4:
+        if torch.compiler.is_exporting():  # the same halves, as sizes valid for any H and W
+            h1 = _exported_size(torch.scalar_tensor(h, dtype=torch.int64) // 2, minimum=2)
+            w1 = _exported_size(torch.scalar_tensor(w, dtype=torch.int64) // 2, minimum=2)
+        elif h < 4 or w < 4:
             raise InputError(
                 f"SAN needs feature maps of at least 4x4 pixels (its region non-local block "
                 f"halves 2x2 regions), got {h}x{w}: give a larger image"
             )
-        h1, w1 = h // 2, w // 2
+        else:
+            h1, w1 = h // 2, w // 2
         top = torch.cat([self.non_local(x[..., :h1, :w1]), self.non_local(x[..., :h1, w1:])], 3)
         bottom = torch.cat([self.non_local(x[..., h1:, :w1]), self.non_local(x[..., h1:, w1:])], 3)
         return torch.cat([top, bottom], 2)

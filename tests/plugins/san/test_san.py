@@ -8,11 +8,18 @@ from pathlib import Path
 import pytest
 import torch
 from srplug_san.convert import convert_state_dict
-from srplug_san.model import SOCA, covariance_pool, sqrtm_newton_schulz
+from srplug_san.model import (
+    SOCA,
+    _exported_window,
+    _soca_window,
+    covariance_pool,
+    sqrtm_newton_schulz,
+)
 from torch.nn import functional as F
 
 import srplug
 from srplug.errors import InputError, WeightsError
+from tests.helpers.torch_utils import one_thread
 from tests.plugins.rcan.functional import (
     RandomState,
     conv,
@@ -207,3 +214,45 @@ def test_other_layouts_are_refused() -> None:
         convert_state_dict({"head.0.weight": torch.zeros(1), "body.0.body.0.x": torch.zeros(1)})
     with pytest.raises(WeightsError, match="not a SAN checkpoint"):
         convert_state_dict({"conv.weight": torch.zeros(1)})
+
+
+@pytest.mark.parametrize("side", [4, 6, 9])
+def test_exported_window_bounds_equal_the_eager_branches(side: int) -> None:
+    """The tensor-arithmetic window used while exporting selects what the official branches
+    (with Python's negative-offset slicing) select, on sizes below, at and above ``side``."""
+    for h in range(1, 2 * side + 3):
+        for w in range(1, 2 * side + 3):
+            x = torch.arange(h * w, dtype=torch.float64).view(1, 1, h, w)
+            (top, bottom), (left, right) = (
+                _exported_window(h, w, side),
+                _exported_window(w, h, side),
+            )
+            assert torch.equal(x[:, :, top:bottom, left:right], _soca_window(x, side)), (h, w)
+
+
+@pytest.mark.slow  # one export of a tiny SAN: ~25 s
+def test_onnx_export_with_dynamic_size_matches_pytorch(tmp_path: Path) -> None:
+    """The region non-local halves and the SOCA window are computed in the graph, so one
+    export serves every size: checked on sizes reaching every window branch (window set to 9)
+    with all parameters random (the non-local ``W`` is zero-initialised otherwise)."""
+    pytest.importorskip("onnx", reason="ONNX export needs the onnx package")
+    pytest.importorskip("onnxscript", reason="torch's dynamo ONNX exporter needs onnxscript")
+    pytest.importorskip("onnxruntime", reason="the parity check runs in onnxruntime")
+    from srplug.export import check_onnx, to_onnx
+
+    up = srplug.get("san", scale=2, weights=None, n_resgroups=1, n_resblocks=1, n_feats=16)
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in up.model.parameters():
+            p.copy_(0.1 * torch.randn(p.shape, generator=gen))
+    for module in up.model.modules():
+        if isinstance(module, SOCA):
+            module.window = 9
+    with one_thread():
+        report = to_onnx(up, tmp_path / "san.onnx")
+        # (h, w) vs the window 9: both below, one above, one equal (the negative-offset
+        # quirk), both above
+        sizes = ((1, 5, 7), (1, 6, 20), (1, 20, 6), (1, 9, 5), (1, 5, 9), (2, 12, 13), (1, 4, 4))
+        diff, _ = check_onnx(report.path, up.model.float().eval(), channels=3, scale=2, sizes=sizes)
+    assert report.max_abs_diff is not None and report.max_abs_diff <= 1e-4
+    assert diff <= 1e-4
