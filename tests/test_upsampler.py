@@ -236,3 +236,43 @@ def test_compile_gives_the_eager_result():
     eager = ModuleUpsampler(net, name="skew", scale=2)(x)
     compiled = ModuleUpsampler(net, name="skew", scale=2, compile=True)
     assert (compiled(x) - eager).abs().max() <= 1e-5
+
+
+RCAN_TINY = {"n_resgroups": 1, "n_resblocks": 2, "n_feats": 16, "reduction": 4}
+
+
+def _has_rcan() -> bool:
+    return "rcan" in srplug.list()
+
+
+@pytest.mark.skipif(not _has_rcan(), reason="needs the srplug-rcan plugin (RCAN_TINY)")
+def test_kernels_auto_fuses_when_the_extension_loads():
+    import srplug.ops
+
+    torch.manual_seed(0)
+    fused = srplug.get("rcan", scale=2, weights=None, **RCAN_TINY)
+    eager = srplug.get("rcan", scale=2, weights=None, kernels="eager", **RCAN_TINY)
+    eager.model.load_state_dict(fused.model.state_dict())
+    convs = [m for m in fused.model.modules() if isinstance(m, srplug.ops.Conv3x3)]
+    if srplug.ops.status().loaded:
+        assert fused.kernels_report.startswith("fused"), fused.kernels_report
+        assert len(convs) == 7  # 2 RCABs x 2, the group and body ends, the upsampler conv
+    else:  # no compiler here: the plain modules run, and the report says why
+        assert fused.kernels_report.startswith("eager: the C++ extension is unavailable")
+        assert not convs
+    assert eager.kernels_report == "eager: kernels='eager'"
+    assert not any(isinstance(m, srplug.ops.Conv3x3) for m in eager.model.modules())
+    img = torch.rand(1, 3, 13, 10)
+    assert (fused(img) - eager(img)).abs().max() <= 1e-5
+
+
+@pytest.mark.skipif(not _has_rcan(), reason="needs the srplug-rcan plugin (RCAN_TINY)")
+def test_kernels_auto_stays_eager_where_they_do_not_pay_and_bad_values_are_refused():
+    bf16 = srplug.get("rcan", scale=2, weights=None, dtype="bfloat16", **RCAN_TINY)
+    assert bf16.kernels_report.startswith("eager: the fused kernels pay off on the CPU in float32")
+    compiled = srplug.get("rcan", scale=2, weights=None, compile=True, **RCAN_TINY)
+    assert compiled.kernels_report.startswith("eager: compile=True")
+    bicubic = srplug.get("bicubic", scale=2)
+    assert getattr(bicubic, "kernels_report", "eager: not a network").startswith("eager")
+    with pytest.raises(srplug.InputError, match="kernels must be one of 'auto', 'fused'"):
+        srplug.get("rcan", scale=2, weights=None, kernels="fast", **RCAN_TINY)
