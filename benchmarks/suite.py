@@ -13,7 +13,7 @@ and out:
 - ``cv2.resize`` INTER_CUBIC (the OpenCV of this environment) and srplug's ``bicubic``
   (MATLAB ``imresize``);
 - the edge-SR models eSR-MAX, eSR-TM, eSR-TR and eSR-CNN from the authors' files
-  (``srplug.get("esr-max", scale=2, weights=FILE, impl="auto")``: the fused kernel);
+  (``srplug.get("esr-max", scale=2, weights=FILE)``: on the CPU the fused head kernel);
 - ESPCN, FSRCNN and FSRCNN-small from OpenCV's dnn_superres ``.pb`` files, run twice: by
   OpenCV 4.x ``dnn_superres`` (a worker process in another environment, see
   ``benchmarks/opencv_parity.py``; its times are taken inside the worker) and by srplug
@@ -29,7 +29,8 @@ contenders taking turns image by image (order reversed on every other image) so 
 load of this shared machine hits all alike; megapixels/s = output pixels of the data set /
 sum of the per-image median times. Quality: PSNR and SSIM on Y with a ``scale``-pixel border
 shaved, and LPIPS-VGG on RGB, all through :func:`srplug.evaluation.evaluate` on the outputs
-of the timed calls.
+of the timed calls. srplug contenders run with ``srplug.get``'s defaults (on the CPU in float32
+the fused kernels of ``srplug.ops`` when the C++ extension is available).
 
 Also measured and written to the same file (speed only, random weights):
 ``benchmarks/rcan_vs_spandrel.py`` (RCAN x4, srplug against spandrel, same weights file) and
@@ -118,7 +119,7 @@ def build_contenders(
     for label, stem in ESR_FILES.items():
         path = third / "esr_model_files" / f"{stem}.model"
         if scale == 2 and path.is_file():
-            up = srplug.get(ESR_MODELS[label], scale=2, weights=str(path), impl="auto")
+            up = srplug.get(ESR_MODELS[label], scale=2, weights=str(path))
             rows.append(Contender(label, "srplug (fused kernel)", stem, up, paper_key=stem))
     for label, model in OPENCV_MODELS.items():
         pb = third / "opencv_dnn_superres" / f"{label}_x{scale}.pb"
