@@ -130,6 +130,10 @@ def test_fuse_rewrites_convolutions_and_keeps_the_state_dict() -> None:
     with torch.no_grad():
         assert rel_err(fused(x), eager(x)) <= 1e-5
     fused.load_state_dict(eager.state_dict())  # loading after fusing still works
+    again = srplug.ops.fuse(copy.deepcopy(fused), impl="cpp")  # idempotent
+    assert [type(m) for m in again.modules()] == [type(m) for m in fused.modules()]
+    with torch.no_grad():
+        assert torch.equal(again(x), fused(x))
 
 
 def test_fuse_runs_the_rcan_hooks() -> None:
