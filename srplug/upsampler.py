@@ -316,9 +316,7 @@ class ModuleUpsampler(TensorUpsampler):
         if compile:
             self.kernels_report = "eager: compile=True (torch.compile fuses instead)"
             return module
-        st = srplug.ops.status()
-        if not st.loaded:
-            st = srplug.ops.load()
+        st = srplug.ops.load()  # returns at once when already loaded
         if not st.loaded:
             self.kernels_report = f"eager: the C++ extension is unavailable ({st.reason})"
             return module

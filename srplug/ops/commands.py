@@ -44,6 +44,8 @@ def report(*, build: bool = False) -> dict[str, Any]:
         cuda_impl, cuda_why = "ref", "nvcc not found (set CUDA_HOME); the reference runs on GPU"
     else:
         cuda_impl, cuda_why = cpu_impl.replace("cpp", "cuda"), cpu_why
+    cuda_choice = {op: (cuda_impl, cuda_why) for op in OPS}
+    cuda_choice["conv3x3"] = ("ref", "cuDNN (it picks Winograd itself); no srplug CUDA kernel")
     return {
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
@@ -60,21 +62,8 @@ def report(*, build: bool = False) -> dict[str, Any]:
             "info": st.info,
         },
         "ops": {
-            **{
-                op: {
-                    "cpu": cpu_impl,
-                    "cpu_reason": cpu_why,
-                    "cuda": cuda_impl,
-                    "cuda_reason": cuda_why,
-                }
-                for op in OPS
-            },
-            "conv3x3": {
-                "cpu": cpu_impl,
-                "cpu_reason": cpu_why,
-                "cuda": "ref",
-                "cuda_reason": "cuDNN (it picks Winograd itself); no srplug CUDA kernel",
-            },
+            op: {"cpu": cpu_impl, "cpu_reason": cpu_why, "cuda": cuda, "cuda_reason": why}
+            for op, (cuda, why) in cuda_choice.items()
         },
         "log": st.log,
         "threads": torch.get_num_threads(),

@@ -27,7 +27,7 @@ from torch import nn
 
 from srplug.errors import InputError
 from srplug.ops import reference
-from srplug.ops.functional import IMPLS, _check_float, _run, resolve_impl
+from srplug.ops.functional import _check_float, _run, check_impl, resolve_impl
 
 __all__ = ["CONV_ACTIVATIONS", "Conv3x3", "conv3x3", "winograd_filters"]
 
@@ -57,6 +57,25 @@ def winograd_filters(weight: torch.Tensor) -> torch.Tensor:
     g = torch.tensor(_G, dtype=torch.float64, device=weight.device)
     u = torch.einsum("ia,kcab,jb->ijck", g, weight.detach().double(), g)  # (6, 6, C, K)
     return u.reshape(36, weight.shape[1], weight.shape[0]).to(dtype).contiguous()
+
+
+def _check_activation(activation: object) -> str:
+    if activation not in CONV_ACTIVATIONS:
+        raise InputError(
+            f"activation must be one of {', '.join(map(repr, CONV_ACTIVATIONS))}, "
+            f"got {activation!r}"
+        )
+    assert isinstance(activation, str)
+    return activation
+
+
+def _kernel_runs(impl: str, device: torch.device) -> bool:
+    """Whether :func:`conv3x3` runs the Winograd kernel for ``impl`` on ``device`` (CPU only:
+    on other devices every ``impl`` but ``"cpp"``, which is refused, runs the reference)."""
+    check_impl(impl)
+    if device.type != "cpu" and impl != "cpp":
+        return False
+    return resolve_impl(impl, device) == "ext"
 
 
 def _check_chunk(chunk: int) -> int:
@@ -102,11 +121,7 @@ def conv3x3(
             f"weight must be (K, {x.shape[1]}, 3, 3) for x with {x.shape[1]} channels, "
             f"got shape {tuple(weight.shape)}"
         )
-    if activation not in CONV_ACTIVATIONS:
-        raise InputError(
-            f"activation must be one of {', '.join(map(repr, CONV_ACTIVATIONS))}, "
-            f"got {activation!r}"
-        )
+    _check_activation(activation)
     chunk = _check_chunk(chunk)
     out_channels = weight.shape[0]
     if bias is not None:
@@ -123,16 +138,12 @@ def conv3x3(
             raise InputError(
                 f"residual must have the output's shape {expected}, got {tuple(residual.shape)}"
             )
-    if impl not in IMPLS:
-        raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
-    if x.device.type != "cpu" and impl != "cpp":
-        impl = "ref"
     compute = x.dtype if x.dtype in _KERNEL_DTYPES else torch.float32
 
     def ref(x_: torch.Tensor, w_: torch.Tensor, b_: Any, r_: Any) -> torch.Tensor:
         return reference.conv3x3(x_, w_, b_, activation, r_)
 
-    if resolve_impl(impl, x.device) == "ref":
+    if not _kernel_runs(impl, x.device):
         w_ = weight.to(x.dtype)
         return ref(x, w_, None if bias is None else bias.to(x.dtype), residual)
     if filters is None:
@@ -188,15 +199,8 @@ class Conv3x3(nn.Conv2d):
         **factory: Any,
     ) -> None:
         super().__init__(in_channels, out_channels, 3, padding=1, bias=bias, **factory)
-        if activation not in CONV_ACTIVATIONS:
-            raise InputError(
-                f"activation must be one of {', '.join(map(repr, CONV_ACTIVATIONS))}, "
-                f"got {activation!r}"
-            )
-        if impl not in IMPLS:
-            raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
-        self.activation = activation
-        self.impl = impl
+        self.activation = _check_activation(activation)
+        self.impl = check_impl(impl)
         self._filters: torch.Tensor | None = None
         self._filters_key: tuple[Any, ...] | None = None
 
@@ -248,9 +252,7 @@ class Conv3x3(nn.Conv2d):
         self, x: torch.Tensor, residual: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, K, H, W)``, dtype, device and format of ``x``."""
-        use_kernel = (
-            x.device.type == "cpu" and self.impl != "ref" and not torch.compiler.is_compiling()
-        )
+        use_kernel = _kernel_runs(self.impl, x.device)
         return conv3x3(
             x,
             self.weight,

@@ -29,6 +29,7 @@ __all__ = [
     "Impl",
     "OpsFallbackWarning",
     "channel_attention",
+    "check_impl",
     "esr_upscale",
     "pixel_shuffle",
     "resolve_impl",
@@ -61,14 +62,21 @@ def _warn_fallback(st: loader.BuildStatus) -> None:
         )
 
 
+def check_impl(impl: object) -> str:
+    """``impl`` if it is one of :data:`IMPLS`, else :class:`InputError` listing them."""
+    if impl not in IMPLS:
+        raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+    assert isinstance(impl, str)
+    return impl
+
+
 def resolve_impl(impl: str, device: torch.device) -> Literal["ref", "ext"]:
     """``"ext"`` when the compiled kernel runs for ``impl`` on ``device``, else ``"ref"``.
 
     Raises :class:`InputError` for an unknown ``impl`` or one that does not fit the device,
     :class:`~srplug.ops.loader.OpsBuildError` when ``"cpp"``/``"cuda"`` cannot be loaded.
     """
-    if impl not in IMPLS:
-        raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+    check_impl(impl)
     if impl == "ref" or torch.compiler.is_compiling():
         # torch.compile / torch.export / ONNX export trace the reference: it is made of
         # standard ops they know, the kernels are opaque to them

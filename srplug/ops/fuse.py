@@ -18,9 +18,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from srplug.errors import InputError
 from srplug.ops.conv import Conv3x3
-from srplug.ops.functional import IMPLS
+from srplug.ops.functional import check_impl
 
 __all__ = ["MIN_CHANNELS", "fuse"]
 
@@ -49,8 +48,7 @@ def fuse(module: nn.Module, impl: str = "auto") -> nn.Module:
             through the reference implementations).
         impl: passed to every fused layer: ``"auto"``, ``"ref"``, ``"cpp"`` or ``"cuda"``.
     """
-    if impl not in IMPLS:
-        raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
+    check_impl(impl)
     for sub in list(module.modules()):
         hook = getattr(sub, "fuse_ops", None)
         if callable(hook):

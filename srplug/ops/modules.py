@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from srplug.errors import InputError
-from srplug.ops.functional import IMPLS, channel_attention
+from srplug.ops.functional import channel_attention, check_impl
 
 __all__ = ["ChannelAttention"]
 
@@ -31,9 +31,7 @@ class ChannelAttention(nn.Module):
             raise InputError(
                 f"ChannelAttention needs channels >= reduction >= 1, got {channels}, {reduction}"
             )
-        if impl not in IMPLS:
-            raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
-        self.impl = impl
+        self.impl = check_impl(impl)
         hidden = channels // reduction
         self.conv_du = nn.Sequential(
             nn.Conv2d(channels, hidden, 1, padding=0, bias=True),

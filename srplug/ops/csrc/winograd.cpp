@@ -3,7 +3,7 @@
 //
 //   winograd_conv3x3(x, u, bias, act, residual, chunk)
 //     x         (N, C, H, W) channels_last (physically N, H, W, C), float32 or float64
-//     u         (36, C, K) the transformed filters G g G^T (srplug.ops.functional.winograd_filters)
+//     u         (36, C, K) the transformed filters G g G^T (srplug.ops.conv.winograd_filters)
 //     bias      (K,) or None;  act: 0 none, 1 ReLU;  residual (N, K, H, W) channels_last or None
 //     chunk     tiles per pass (<= 0: automatic)
 //     returns   act(conv3x3(x, g) + bias) + residual, (N, K, H, W) channels_last
@@ -64,6 +64,17 @@ SRPLUG_SIMD
   }
 }
 
+// One block of kVec channels from `src` (n <= kVec valid values), zero-filled past n.
+template <typename scalar_t>
+inline void load_block(const scalar_t* __restrict src, int n, scalar_t* __restrict dst) {
+  if (n == kVec) {
+SRPLUG_SIMD
+    for (int c = 0; c < kVec; ++c) dst[c] = src[c];
+  } else {
+    for (int c = 0; c < kVec; ++c) dst[c] = c < n ? src[c] : scalar_t(0);
+  }
+}
+
 template <typename scalar_t>
 void input_transform(const scalar_t* x, int64_t H, int64_t W, int64_t C, int64_t tiles_h,
                      int64_t tiles_w, int64_t t0, int64_t t1, scalar_t* V, int64_t vs) {
@@ -85,13 +96,7 @@ void input_transform(const scalar_t* x, int64_t H, int64_t W, int64_t C, int64_t
             if (yy < 0 || yy >= H || xx < 0 || xx >= W) {
               for (int c = 0; c < kVec; ++c) dst[c] = 0;
             } else {
-              const scalar_t* src = img + (yy * W + xx) * C + c0;
-              if (nc == kVec) {
-SRPLUG_SIMD
-                for (int c = 0; c < kVec; ++c) dst[c] = src[c];
-              } else {
-                for (int c = 0; c < kVec; ++c) dst[c] = c < nc ? src[c] : scalar_t(0);
-              }
+              load_block(img + (yy * W + xx) * C + c0, nc, dst);
             }
           }
         }
@@ -122,15 +127,7 @@ void output_transform(const scalar_t* M, int64_t ms, int64_t H, int64_t W, int64
       const int64_t tl = t - t0;
       for (int64_t k0 = 0; k0 < K; k0 += kVec) {
         const int nk = static_cast<int>(std::min<int64_t>(kVec, K - k0));
-        for (int p = 0; p < 36; ++p) {
-          const scalar_t* src = M + p * ms + tl * K + k0;
-          if (nk == kVec) {
-SRPLUG_SIMD
-            for (int c = 0; c < kVec; ++c) m[p][c] = src[c];
-          } else {
-            for (int c = 0; c < kVec; ++c) m[p][c] = c < nk ? src[c] : scalar_t(0);
-          }
-        }
+        for (int p = 0; p < 36; ++p) load_block(M + p * ms + tl * K + k0, nk, m[p]);
         for (int j = 0; j < 6; ++j) at_apply(m + j, 6, tmp + j, 6);     // 6x6 -> 4x6
         for (int i = 0; i < 4; ++i) at_apply(tmp + i * 6, 1, o + i * 4, 1);  // -> 4x4
         for (int i = 0; i < 4; ++i) {
