@@ -29,13 +29,12 @@ import argparse
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
-from harness import interleaved_times
+from harness import interleaved_times, wall_seconds
 from torch import nn
 
 
@@ -63,16 +62,6 @@ def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
         for h in hooks:
             h.remove()
     return total
-
-
-def _timer(fn: Callable[[], object]) -> Callable[[], float]:
-    def timed() -> float:
-        with torch.inference_mode():
-            start = time.perf_counter()
-            fn()
-            return time.perf_counter() - start
-
-    return timed
 
 
 def run(
@@ -105,12 +94,14 @@ def run(
     flops = conv_flops(model, x_cl)
 
     contenders: dict[str, Callable[[], float]] = {
-        f"conv 64->64 3x3 {s}x{s}": _timer(lambda t=t: conv(t)) for s, t in ceil_inputs.items()
+        f"conv 64->64 3x3 {s}x{s}": wall_seconds(lambda t=t: conv(t))
+        for s, t in ceil_inputs.items()
     }
-    contenders["edsr-baseline model (channels_last)"] = _timer(lambda: model(x_cl))
-    contenders["edsr-baseline upsampler"] = _timer(lambda: up(x))
-    contenders["edsr-baseline upsampler kernels=eager"] = _timer(lambda: eager_up(x))
-    times = interleaved_times(contenders, rounds, log=log)
+    contenders["edsr-baseline model (channels_last)"] = wall_seconds(lambda: model(x_cl))
+    contenders["edsr-baseline upsampler"] = wall_seconds(lambda: up(x))
+    contenders["edsr-baseline upsampler kernels=eager"] = wall_seconds(lambda: eager_up(x))
+    with torch.inference_mode():
+        times = interleaved_times(contenders, rounds, log=log)
 
     ceiling_median = {
         s: ceil_flops[s] / statistics.median(times[f"conv 64->64 3x3 {s}x{s}"]) / 1e9

@@ -1,6 +1,7 @@
 """What the benchmark scripts share: interleaved timing and worker subprocesses.
 
-:func:`interleaved_times` times contenders side by side in one run. :class:`JsonWorker` runs
+:func:`interleaved_times` times contenders side by side in one run (:func:`wall_seconds` makes
+a contender of a plain call). :class:`JsonWorker` runs
 a benchmark script as a worker in another Python environment (``python SCRIPT --worker
 --threads N``), driven by one JSON object per line each way: the worker prints a hello line
 first, then answers every command line with one line; ``{"cmd": "quit"}`` (or end of input)
@@ -13,9 +14,22 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
+
+
+def wall_seconds(fn: Callable[[], object]) -> Callable[[], float]:
+    """A contender for :func:`interleaved_times`: calls ``fn()`` and returns its wall-clock
+    seconds."""
+
+    def timed() -> float:
+        start = time.perf_counter()
+        fn()
+        return time.perf_counter() - start
+
+    return timed
 
 
 def interleaved_times(

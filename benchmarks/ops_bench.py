@@ -29,11 +29,10 @@ import copy
 import json
 import statistics
 import sys
-import time
 from collections.abc import Callable
 
 import torch
-from harness import interleaved_times
+from harness import interleaved_times, wall_seconds
 from torch import nn
 
 import srplug
@@ -41,19 +40,12 @@ import srplug.ops
 from srplug.ops import reference
 
 
-def timed(fn: Callable[[], object]) -> float:
-    start = time.perf_counter()
-    fn()
-    return (time.perf_counter() - start) * 1e3
-
-
 def compare(
     name: str, contenders: dict[str, Callable[[], object]], repeats: int
 ) -> dict[str, object]:
     """Interleaved timing; ratio = median of the first contender / median of each other."""
-    times = interleaved_times(
-        {k: (lambda fn=fn: timed(fn)) for k, fn in contenders.items()}, repeats
-    )
+    seconds = interleaved_times({k: wall_seconds(fn) for k, fn in contenders.items()}, repeats)
+    times = {k: [1e3 * t for t in v] for k, v in seconds.items()}  # milliseconds
     medians = {k: statistics.median(v) for k, v in times.items()}
     first = next(iter(contenders))
     row: dict[str, object] = {

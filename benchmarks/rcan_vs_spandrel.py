@@ -57,7 +57,7 @@ import types
 from pathlib import Path
 from typing import Any
 
-from harness import JsonWorker, interleaved_times
+from harness import JsonWorker, interleaved_times, wall_seconds
 
 ROUNDS_DEFAULT = 7
 
@@ -229,35 +229,14 @@ def run(
     try:
         info = sp.ask(cmd="load", weights=str(weights), input=str(inp_file))
 
-        def t_upsampler() -> float:
-            start = time.perf_counter()
-            up(x)
-            return time.perf_counter() - start
-
-        def t_auto() -> float:
-            start = time.perf_counter()
-            up_auto(x)
-            return time.perf_counter() - start
-
-        def t_model() -> float:
-            with torch.inference_mode():
-                start = time.perf_counter()
-                model(x_cl)
-                return time.perf_counter() - start
-
-        def t_eager() -> float:
-            start = time.perf_counter()
-            up_eager(x)
-            return time.perf_counter() - start
-
         def spandrel_fn(fmt: str) -> Any:
             return lambda: float(sp.ask(cmd="run", format=fmt)["seconds"])
 
         contenders = {
-            "srplug upsampler": t_upsampler,
-            "srplug upsampler kernels=eager": t_eager,
-            "srplug upsampler precision=auto": t_auto,
-            "srplug eager model (channels_last)": t_model,
+            "srplug upsampler": wall_seconds(lambda: up(x)),
+            "srplug upsampler kernels=eager": wall_seconds(lambda: up_eager(x)),
+            "srplug upsampler precision=auto": wall_seconds(lambda: up_auto(x)),
+            "srplug eager model (channels_last)": wall_seconds(lambda: model(x_cl)),
             "spandrel": spandrel_fn("contiguous"),
             "spandrel (channels_last)": spandrel_fn("channels_last"),
         }
@@ -269,7 +248,8 @@ def run(
             ours_cl = model(x_cl)
         sp.ask(cmd="run", format="contiguous", output=str(out_file))
         theirs = torch.load(out_file, weights_only=True)
-        times = interleaved_times(contenders, rounds, log=log)
+        with torch.inference_mode():  # the eager model's calls; the upsamplers enter it anyway
+            times = interleaved_times(contenders, rounds, log=log)
     finally:
         sp.close()
         tmp_ctx.cleanup()
