@@ -63,6 +63,8 @@ from torch import nn
 
 import srplug
 from srplug.errors import InputError, UnknownModelError, WeightsError
+from srplug.ops.conv import conv3x3, winograd_filters
+from srplug.ops.direct import conv2d_act
 from srplug.upsampler import ModuleUpsampler, TensorUpsampler
 
 __all__ = [
@@ -482,18 +484,34 @@ class _FastESPCN(nn.Module):
         self.pads = [int(c.padding[0]) for c in convs]
         self.w1, self.b1 = _frozen(convs[0].weight), _frozen(convs[0].bias)
         self.w2, self.b2 = _frozen(convs[1].weight), _frozen(convs[1].bias)
+        # the 3x3 middle layer by Winograd (ReLU fused) where it applies
+        self.winograd = (
+            self.act in ("relu", "none") and self.pads[1] == 1 and convs[1].kernel_size == (3, 3)
+        )
+        self.u2 = winograd_filters(self.w2) if self.winograd else None
         w3, b3 = convs[2].weight.detach(), convs[2].bias.detach()
         self.packed = self.scale == 2
         if self.packed:
             w3, b3 = _pack_2x2(w3, b3, self.scale)
-        self.w3, self.b3 = _frozen(w3), _frozen(b3)
+        self.w3, self.b3 = _frozen(w3, torch.channels_last), _frozen(b3)
+
+    def _conv_act(
+        self, x: torch.Tensor, w: torch.Tensor, b: torch.Tensor, pad: int
+    ) -> torch.Tensor:
+        """A hidden layer: ``act(conv(x))``, ReLU fused into srplug's direct kernel."""
+        if self.act in ("relu", "none"):
+            return conv2d_act(x, w, b, padding=pad, activation=self.act)
+        return _apply_(F.conv2d(x, w, b, padding=pad), self.act)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(1, 1, h, w)`` -> uint8 ``(h*s, w*s)``."""
         h, w = x.shape[-2:]
         p1, p2, p3 = self.pads
-        a = _apply_(F.conv2d(x, self.w1, self.b1, padding=p1), self.act)
-        a = _apply_(F.conv2d(a, self.w2, self.b2, padding=p2), self.act)
+        a = self._conv_act(x, self.w1, self.b1, p1)
+        if self.winograd:
+            a = conv3x3(a, self.w2, self.b2, activation=self.act, filters=self.u2)
+        else:
+            a = self._conv_act(a, self.w2, self.b2, p2)
         s = self.scale
         if not self.packed:
             a = F.conv2d(a, self.w3, self.b3, padding=p3)
@@ -529,11 +547,12 @@ class _FastFSRCNN(nn.Module):
     """FSRCNN (a PReLU after every convolution, then a transposed convolution) for
     :class:`_LumaNet`'s contract, equal up to float rounding.
 
-    Features live as ``(h*w, C)`` matrices (channels last): 1x1 convolutions are matrix
-    products, PReLU runs on the matrix, k x k convolutions see a channels_last 4-d view. The
-    transposed convolution is its sub-pixel form (:func:`deconv_to_subpixel`); OpenCV's
-    graphs reduce it to a 1x1 convolution to ``s*s`` channels, another matrix product, and
-    the pixel shuffle moves uint8 bytes.
+    Features stay channels_last. The first (5x5 from the Y plane) and the 1x1 layers run
+    srplug's direct kernel with the PReLU fused (:func:`srplug.ops.conv2d_act`), the 3x3
+    mapping layers oneDNN (faster at 12 channels) and the PReLU on the ``(h*w, C)`` matrix.
+    The transposed convolution is its sub-pixel form (:func:`deconv_to_subpixel`); OpenCV's
+    graphs reduce it to a 1x1 convolution to ``s*s`` channels, a matrix product, and the
+    pixel shuffle moves uint8 bytes.
     """
 
     def __init__(self, model: nn.Module, subpixel: _SubPixelConv) -> None:
@@ -541,19 +560,16 @@ class _FastFSRCNN(nn.Module):
         cl = torch.channels_last
         self.scale = int(model.scale)
         layers = [model.extract, model.shrink, *model.mapping, model.expand]
-        # per layer: (kind, weight, bias, prelu weight, padding)
-        self.kinds: list[str] = []
+        self.direct: list[bool] = []  # per layer: srplug's direct kernel, else oneDNN
         self.pads: list[int] = []
         self.weights = nn.ParameterList()
         self.biases = nn.ParameterList()
         self.alphas = nn.ParameterList()
-        for i, layer in enumerate(layers):
+        for layer in layers:
             conv = layer.conv
-            pointwise = conv.kernel_size == (1, 1) and i > 0
-            self.kinds.append("mm" if pointwise else "conv")
+            self.direct.append(conv.kernel_size == (1, 1) or conv.in_channels == 1)
             self.pads.append(int(conv.padding[0]))
-            w = conv.weight.detach()
-            self.weights.append(_frozen(w.flatten(1).T) if pointwise else _frozen(w, cl))
+            self.weights.append(_frozen(conv.weight, cl))
             self.biases.append(_frozen(conv.bias))
             self.alphas.append(_frozen(layer.act.weight))
         self.last_mm = subpixel.weight.shape[-2:] == (1, 1) and not any(subpixel.pads)
@@ -566,26 +582,22 @@ class _FastFSRCNN(nn.Module):
         """``(1, 1, h, w)`` -> uint8 ``(h*s, w*s)``."""
         h, w = x.shape[-2:]
         s = self.scale
-        m: torch.Tensor | None = None  # (h*w, C)
-        for kind, pad, wt, b, alpha in zip(
-            self.kinds, self.pads, self.weights, self.biases, self.alphas, strict=True
+        for direct, pad, wt, b, alpha in zip(
+            self.direct, self.pads, self.weights, self.biases, self.alphas, strict=True
         ):
-            if kind == "mm":
-                assert m is not None
-                m = torch.addmm(b, m, wt)
+            if direct:
+                x = conv2d_act(x, wt, b, padding=pad, activation="prelu", prelu_weight=alpha)
             else:
-                x4 = x if m is None else m.view(1, h, w, -1).permute(0, 3, 1, 2)
-                out = F.conv2d(x4, wt, b, padding=pad)
-                m = out.permute(0, 2, 3, 1).reshape(h * w, -1)
-            m = F.prelu(m, alpha)
-        assert m is not None
+                y = F.conv2d(x, wt, b, padding=pad)  # channels_last: (h*w, C) in memory
+                m = F.prelu(y.permute(0, 2, 3, 1).reshape(h * w, -1), alpha)
+                x = m.view(1, h, w, -1).permute(0, 3, 1, 2)
         if self.last_mm:
+            m = x.permute(0, 2, 3, 1).reshape(h * w, -1)
             y = _uint8_(torch.addmm(self.last_b, m, self.last_w))  # (h*w, s*s)
             return y.view(h, w, s, s).permute(0, 2, 1, 3).reshape(h * s, w * s)
-        x4 = m.view(1, h, w, -1).permute(0, 3, 1, 2)
         if any(self.last_pads):
-            x4 = F.pad(x4, self.last_pads)
-        y = _uint8_(F.conv2d(x4, self.last_w, self.last_b))
+            x = F.pad(x, self.last_pads)
+        y = _uint8_(F.conv2d(x, self.last_w, self.last_b))
         return F.pixel_shuffle(y, s)[0, 0]
 
 

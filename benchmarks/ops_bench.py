@@ -16,6 +16,11 @@ both alike, and reports medians (and minima) in milliseconds and the ratio of me
 5. RCAN x4 whole-model forward (``srplug.get("rcan", kernels="eager")``, random weights)
    against the same model after ``srplug.ops.fuse``.
 6. Pixel shuffle + bias + ReLU fused against eager.
+7. Narrow layers of the fast models on a 256x256 Y plane (ESPCN's and SRCNN's first layers,
+   FSRCNN's 5x5 1->56 and 1x1 56->12 with PReLU): the direct kernel
+   (``srplug.ops.conv2d_act``) against oneDNN (``F.conv2d`` + activation), with two layers
+   ``fuse`` leaves to oneDNN for contrast; then ESPCN,
+   FSRCNN and SRCNN whole (``srplug.get(name, kernels="eager")`` against ``"fused"``).
 
 All in channels_last (the layout srplug runs on the CPU).
 
@@ -181,6 +186,58 @@ def _bench_conv_once(repeats: int, h: int) -> dict[str, object]:
         )
 
 
+# (name, in channels, out channels, kernel, activation) of the narrow-layer comparison
+NARROW_LAYERS = (
+    ("ESPCN conv1 5x5 1->64 + ReLU", 1, 64, 5, "relu"),
+    ("SRCNN conv1 9x9 1->64 + ReLU", 1, 64, 9, "relu"),
+    ("FSRCNN extract 5x5 1->56 + PReLU", 1, 56, 5, "prelu"),
+    ("FSRCNN shrink 1x1 56->12 + PReLU", 56, 12, 1, "prelu"),
+    ("RGB head 3x3 3->64 + ReLU (not rewritten by fuse)", 3, 64, 3, "relu"),
+)
+
+
+def bench_narrow(repeats: int, h: int) -> list[dict[str, object]]:
+    """Direct kernel against oneDNN on the fast models' narrow layers, then whole models."""
+    rows = []
+    cl = torch.channels_last
+    for name, c_in, c_out, k, act in NARROW_LAYERS:
+        x = torch.rand(1, c_in, h, h).contiguous(memory_format=cl)
+        weight = torch.randn(c_out, c_in, k, k) / (c_in * k * k) ** 0.5
+        weight_cl = weight.contiguous(memory_format=cl)
+        bias, slopes = torch.randn(c_out), torch.rand(c_out)
+
+        def onednn(x=x, w=weight_cl, b=bias, a=slopes, k=k, act=act) -> torch.Tensor:
+            y = nn.functional.conv2d(x, w, b, padding=k // 2)
+            return torch.relu_(y) if act == "relu" else nn.functional.prelu(y, a)
+
+        def direct(x=x, w=weight, b=bias, a=slopes, k=k, act=act) -> torch.Tensor:
+            return srplug.ops.conv2d_act(
+                x, w, b, padding=k // 2, activation=act, prelu_weight=a, impl="cpp"
+            )
+
+        with torch.inference_mode():
+            rows.append(
+                compare(
+                    f"{name}, (1, {c_in}, {h}, {h})", {"onednn": onednn, "direct": direct}, repeats
+                )
+            )
+    y_plane = torch.rand(1, 1, h, h)
+    for model, scale in (("espcn", 2), ("fsrcnn", 2), ("srcnn", 2)):
+        eager = srplug.get(model, scale=scale, weights=None, kernels="eager")
+        fused = srplug.get(model, scale=scale, weights=None, kernels="fused")
+        fused.model.load_state_dict(eager.model.state_dict())
+        with torch.inference_mode():
+            row = compare(
+                f"{model} x{scale} whole upsampler call, (1, 1, {h}, {h}) Y plane",
+                {"eager": lambda u=eager: u(y_plane), "fused": lambda u=fused: u(y_plane)},
+                repeats,
+            )
+            row["max_abs_diff"] = (eager(y_plane) - fused(y_plane)).abs().max().item()
+        print(f"    max |eager - fused| {row['max_abs_diff']:.2e}")
+        rows.append(row)
+    return rows
+
+
 def bench_rcan(repeats: int, lr_size: int) -> list[dict[str, object]]:
     rows = []
     try:
@@ -254,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
     rows += bench_conv(args.repeats, (48,) if args.quick else (48, 256))
     rows += bench_rcan(args.repeats, 12 if args.quick else 48)
     rows += bench_shuffle(args.repeats)
+    rows += bench_narrow(args.repeats, 64 if args.quick else 256)
     if args.json:
         with open(args.json, "w") as fh:
             json.dump({"threads": args.threads, "extension": st.info, "rows": rows}, fh, indent=2)

@@ -7,6 +7,8 @@
   the RCAB residual add, in two passes over the feature map.
 - :func:`conv3x3` and :class:`Conv3x3`: 3x3 convolution by Winograd F(4x4, 3x3) on the CPU,
   bias, ReLU and residual add fused (:mod:`srplug.ops.conv`).
+- :func:`conv2d_act` and :class:`Conv2dAct`: direct convolution for narrow layers (first
+  layers, 1x1 layers) with bias and ReLU / PReLU fused (:mod:`srplug.ops.direct`).
 - :func:`fuse`: rewrites a network in place to use all of the above where they apply.
 
 Each takes ``impl="auto" | "ref" | "cpp" | "cuda"``; the pure-PyTorch references are in
@@ -18,6 +20,7 @@ Each takes ``impl="auto" | "ref" | "cpp" | "cuda"``; the pure-PyTorch references
 from __future__ import annotations
 
 from srplug.ops.conv import Conv3x3, conv3x3, winograd_filters
+from srplug.ops.direct import Conv2dAct, conv2d_act
 from srplug.ops.functional import (
     IMPLS,
     OpsFallbackWarning,
@@ -34,10 +37,12 @@ __all__ = [
     "IMPLS",
     "BuildStatus",
     "ChannelAttention",
+    "Conv2dAct",
     "Conv3x3",
     "OpsBuildError",
     "OpsFallbackWarning",
     "channel_attention",
+    "conv2d_act",
     "conv3x3",
     "esr_upscale",
     "fuse",

@@ -46,6 +46,7 @@ def report(*, build: bool = False) -> dict[str, Any]:
         cuda_impl, cuda_why = cpu_impl.replace("cpp", "cuda"), cpu_why
     cuda_choice = {op: (cuda_impl, cuda_why) for op in OPS}
     cuda_choice["conv3x3"] = ("ref", "cuDNN (it picks Winograd itself); no srplug CUDA kernel")
+    cuda_choice["conv2d_act"] = ("ref", "cuDNN; no srplug CUDA kernel")
     return {
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,

@@ -11,6 +11,7 @@ Every op takes ``impl``:
 
 Kernels compute the forward; the backward recomputes the reference from the saved inputs
 and differentiates it (exact gradients of the same function, at the reference's cost).
+Under ``torch.autocast`` every op runs its reference, so autocast picks the dtypes.
 """
 
 from __future__ import annotations
@@ -152,6 +153,10 @@ class _RefBackward(torch.autograd.Function):
 
 
 def _run(kernel: Callable, ref: Callable, *tensors: torch.Tensor | None) -> torch.Tensor:
+    first = next(t for t in tensors if t is not None)
+    if torch.is_autocast_enabled(first.device.type):
+        # autocast picks each op's dtype; the reference is made of ops it knows
+        return ref(*tensors)
     if _needs_grad(tensors):
         return _RefBackward.apply(kernel, ref, *tensors)
     return kernel(*tensors)

@@ -5,6 +5,9 @@ Generic rewrites, for any ``nn.Module``:
 - every plain 3x3 convolution (stride 1, padding 1, no groups or dilation) with at least
   :data:`MIN_CHANNELS` input and output channels becomes a :class:`~srplug.ops.Conv3x3`
   (Winograd on the CPU), sharing its parameters;
+- every convolution the direct kernel runs clearly faster than oneDNN (a first layer from
+  the Y plane to many channels; :meth:`~srplug.ops.Conv2dAct.worth_it`) becomes a
+  :class:`~srplug.ops.Conv2dAct`, sharing its parameters;
 - inside an ``nn.Sequential``, such a convolution directly followed by an ``nn.ReLU`` takes
   the activation into its kernel; the ReLU becomes an ``nn.Identity`` (same indices, so the
   state-dict keys do not change).
@@ -19,6 +22,7 @@ from __future__ import annotations
 from torch import nn
 
 from srplug.ops.conv import Conv3x3
+from srplug.ops.direct import Conv2dAct
 from srplug.ops.functional import check_impl
 
 __all__ = ["MIN_CHANNELS", "fuse"]
@@ -57,13 +61,20 @@ def fuse(module: nn.Module, impl: str = "auto") -> nn.Module:
         names = list(parent._modules)
         for i, name in enumerate(names):
             child = parent._modules[name]
-            if child is None or not _worth_it(child):
+            if child is None:
                 continue
-            activation = "none"
+            winograd = _worth_it(child)
+            if not winograd and not Conv2dAct.worth_it(child):
+                continue
+            relu = None
             if isinstance(parent, nn.Sequential) and i + 1 < len(names):
                 following = parent._modules[names[i + 1]]
                 if type(following) is nn.ReLU:
-                    activation = "relu"
+                    relu = following
                     parent._modules[names[i + 1]] = nn.Identity()
-            parent._modules[name] = Conv3x3.from_conv(child, activation, impl)  # type: ignore[arg-type]
+            if winograd:
+                activation = "none" if relu is None else "relu"
+                parent._modules[name] = Conv3x3.from_conv(child, activation, impl)  # type: ignore[arg-type]
+            else:
+                parent._modules[name] = Conv2dAct.from_conv(child, relu, impl)  # type: ignore[arg-type]
     return module

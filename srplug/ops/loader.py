@@ -66,7 +66,7 @@ CUDA_ENV = "SRPLUG_OPS_CUDA"
 MARCH_ENV = "SRPLUG_OPS_MARCH"
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-CPU_SOURCES = ("ops.cpp", "winograd.cpp")
+CPU_SOURCES = ("ops.cpp", "winograd.cpp", "direct_conv.cpp")
 CUDA_SOURCES = ("ops_cuda.cu",)
 LIBRARY_PREFIX = "srplug_ops"
 

@@ -15,6 +15,7 @@ __all__ = [
     "ACTIVATIONS",
     "REDUCTIONS",
     "channel_attention",
+    "conv2d_act",
     "conv3x3",
     "esr_upscale",
     "pixel_shuffle",
@@ -128,3 +129,32 @@ def conv3x3(
     if activation == "relu":
         y = F.relu(y)
     return y if residual is None else y + residual
+
+
+def conv2d_act(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: int = 1,
+    padding: tuple[int, int, int, int] = (0, 0, 0, 0),
+    activation: str = "none",
+    prelu_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``act(conv2d(pad(x), weight) + bias)``.
+
+    Args:
+        x: ``(N, C, H, W)`` float.
+        weight: ``(K, C, kh, kw)``; ``bias``: ``(K,)`` or None.
+        stride: the stride of both axes.
+        padding: zeros added ``(top, bottom, left, right)``.
+        activation: ``"none"``, ``"relu"`` or ``"prelu"`` (slopes ``prelu_weight``: 1 or
+            ``K`` values).
+    """
+    top, bottom, left, right = padding
+    y = F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride=stride)
+    if activation == "relu":
+        return F.relu(y)
+    if activation == "prelu":
+        assert prelu_weight is not None
+        return F.prelu(y, prelu_weight.reshape(-1))
+    return y

@@ -280,7 +280,9 @@ class DefaultTrainer:
                 f"{ctx.world_size} processes; make it a multiple of the process count"
             )
         spec = srplug.info(m.name)
-        model = srplug.get(m.name, m.scale, weights=m.init, **m.options).model
+        # eager modules: training differentiates them directly (fused kernels would
+        # recompute their reference in every backward)
+        model = srplug.get(m.name, m.scale, weights=m.init, kernels="eager", **m.options).model
         if model is None:
             raise InputError(f"model {m.name!r} has no parameters to train")
         model = to_memory_format(

@@ -196,3 +196,18 @@ def test_fuse_runs_the_edsr_hooks() -> None:
         x = torch.randn(2, 24, 7, 9)
         with torch.no_grad():
             assert rel_err(fused(x), eager(x)) <= 1e-5, res_scale
+
+
+def test_autocast_runs_the_reference_and_trains() -> None:
+    """Under autocast (the trainer's bf16 mode) the fused layers run their references, so a
+    bf16 forward and backward work as for nn.Conv2d."""
+    torch.manual_seed(9)
+    conv = nn.Conv2d(16, 16, 3, padding=1)
+    fast = srplug.ops.Conv3x3.from_conv(copy.deepcopy(conv), activation="relu", impl="cpp")
+    x = torch.randn(2, 16, 8, 8)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, want = fast(x), F.relu(conv(x))
+    assert got.dtype == want.dtype == torch.bfloat16 and torch.equal(got, want)
+    got.float().sum().backward()
+    want.float().sum().backward()
+    assert torch.equal(fast.weight.grad, conv.weight.grad)

@@ -113,7 +113,13 @@ def test_doctor_before_and_after_the_build(
     assert main(["doctor", "--json"]) == 0
     facts = json.loads(capsys.readouterr().out)
     assert facts["extension"]["state"] == "loaded"
-    assert set(facts["ops"]) == {"esr_upscale", "pixel_shuffle", "channel_attention", "conv3x3"}
+    assert set(facts["ops"]) == {
+        "esr_upscale",
+        "pixel_shuffle",
+        "channel_attention",
+        "conv3x3",
+        "conv2d_act",
+    }
     assert facts["ops"]["esr_upscale"]["cpu"] == "cpp"
     assert main(["doctor"]) == 0
     text = capsys.readouterr().out

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 import srplug
+import srplug.ops
 from srplug.datasets import BenchmarkDataset
 from srplug.errors import DatasetError, InputError
 from srplug.evaluation import evaluate
@@ -158,3 +159,24 @@ def test_refusals(recipe_dict, tmp_path, val_folder):
         t.fit(parameterless, output_dir=tmp_path / "bicubic")
     with pytest.raises(InputError, match="needs a CUDA device"):
         t.fit({**recipe_dict, "precision": {"mode": "fp16"}}, output_dir=tmp_path / "fp16")
+
+
+def test_models_train_as_eager_modules_in_bf16(recipe_dict, tmp_path):
+    """The trainer builds plain modules (kernels="eager"), not srplug's fused inference
+    layers: ESPCN's 64->32 3x3 layer would otherwise be a Winograd Conv3x3."""
+    recipe = copy.deepcopy(recipe_dict)
+    recipe["model"] = {"name": "espcn", "scale": 2}
+    recipe["precision"]["mode"] = "bf16"
+    recipe["schedule"].update(steps=2, warmup=1)
+    recipe["validation"]["every"] = 2
+    recipe["checkpoint"]["every"] = 2
+    seen: list[set[type]] = []
+    t = trainer(callbacks=[lambda e: seen.append({type(m) for m in e.model.modules()})])
+    result = t.fit(recipe, output_dir=tmp_path / "run")
+    assert result.steps == 2 and len(seen) == 2
+    assert torch.nn.Conv2d in seen[0] and srplug.ops.Conv3x3 not in seen[0]
+    assert srplug.ops.Conv2dAct not in seen[0]
+    state = load_state_dict_file(result.weights)
+    fresh = srplug.get("espcn", 2, weights=None, kernels="eager").model
+    assert state.keys() == fresh.state_dict().keys()
+    assert all(torch.isfinite(v).all() for v in state.values())

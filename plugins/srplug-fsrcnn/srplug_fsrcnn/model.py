@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from srplug.errors import InputError
+from srplug.ops.direct import Conv2dAct
 
 __all__ = ["DECONV_KERNEL", "FSRCNN", "ConvPReLU", "deconv_padding"]
 
@@ -38,10 +39,19 @@ class ConvPReLU(nn.Module):
         super().__init__()
         self.conv = nn.Conv2d(c_in, c_out, kernel, padding=kernel // 2)
         self.act = nn.PReLU(c_out)
+        self.act_fused = False  # set by fuse_ops: self.conv applies self.act itself
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, c_in, h, w)`` -> ``(N, c_out, h, w)``."""
-        return self.act(self.conv(x))
+        y = self.conv(x)
+        return y if self.act_fused else self.act(y)
+
+    def fuse_ops(self, impl: str) -> None:
+        """:func:`srplug.ops.fuse` hook: a convolution the direct kernel runs faster takes
+        the PReLU into it (:class:`srplug.ops.Conv2dAct`); keys and parameters unchanged."""
+        if not self.act_fused and Conv2dAct.worth_it(self.conv):
+            self.conv = Conv2dAct.from_conv(self.conv, self.act, impl)
+            self.act_fused = True
 
 
 class FSRCNN(nn.Module):

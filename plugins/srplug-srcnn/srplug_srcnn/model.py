@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from srplug.errors import InputError
+from srplug.ops.direct import Conv2dAct
 from srplug.resize import imresize
 
 __all__ = ["PADDING_MODES", "SRCNN"]
@@ -67,13 +68,23 @@ class SRCNN(nn.Module):
         ]
         self.conv1, self.conv2, self.conv3 = convs
         self.relu = nn.ReLU(inplace=True)
+        self.relu_fused = False  # set by fuse_ops: conv1 applies the ReLU itself
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, 1, h, w)`` LR luma in [0, 1] -> ``(N, 1, h*scale, w*scale)``."""
         x = imresize(x, float(self.scale)) if self.scale != 1 else x
-        x = self.relu(self.conv1(x))
+        x = self.conv1(x)
+        x = x if self.relu_fused else self.relu(x)
         x = self.relu(self.conv2(x))
         return self.conv3(x)
+
+    def fuse_ops(self, impl: str) -> None:
+        """:func:`srplug.ops.fuse` hook: when srplug's direct kernel beats oneDNN on the first
+        layer (zero padding, the default), it takes the ReLU into it
+        (:class:`srplug.ops.Conv2dAct`); keys and parameters unchanged."""
+        if not self.relu_fused and Conv2dAct.worth_it(self.conv1):
+            self.conv1 = Conv2dAct.from_conv(self.conv1, self.relu, impl)
+            self.relu_fused = True
 
     def extra_repr(self) -> str:
         return f"scale={self.scale}"
