@@ -65,6 +65,7 @@ import srplug
 from srplug.errors import InputError, UnknownModelError, WeightsError
 from srplug.ops.conv import conv3x3, winograd_filters
 from srplug.ops.direct import conv2d_act
+from srplug.ops.subpixel import SubPixelConv, deconv_to_subpixel
 from srplug.upsampler import ModuleUpsampler, TensorUpsampler
 
 __all__ = [
@@ -254,96 +255,6 @@ def _check_opencv_image(img: Any) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------- faster inference
-
-
-class _SubPixelConv(nn.Module):
-    """``pad -> conv2d -> pixel_shuffle``: a transposed convolution in sub-pixel form."""
-
-    def __init__(
-        self, weight: torch.Tensor, bias: torch.Tensor | None, pads: tuple[int, ...], scale: int
-    ) -> None:
-        super().__init__()
-        self.weight = nn.Parameter(weight, requires_grad=False)
-        self.bias = None if bias is None else nn.Parameter(bias, requires_grad=False)
-        self.pads = pads
-        self.scale = scale
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``(N, C_in, h, w)`` -> ``(N, C_out, h*s, w*s)``."""
-        if any(self.pads):
-            x = F.pad(x, self.pads)
-        return F.pixel_shuffle(F.conv2d(x, self.weight, self.bias), self.scale)
-
-    def extra_repr(self) -> str:
-        return f"kernel={tuple(self.weight.shape[-2:])}, pads={self.pads}, scale={self.scale}"
-
-
-def _subpixel_taps(k: int, s: int, p: int) -> tuple[int, int]:
-    """``(q_lo, q_hi)``: the input offsets ``q`` (output ``s*i + a`` reads input ``i - q``
-    through tap ``a + p + s*q``) that some sub-pixel ``a`` uses, for kernel ``k``."""
-    lo = min(math.ceil((-a - p) / s) for a in range(s))
-    hi = max(math.floor((k - 1 - a - p) / s) for a in range(s))
-    return lo, hi
-
-
-def deconv_to_subpixel(deconv: nn.ConvTranspose2d) -> nn.Module | None:
-    """An exact sub-pixel equivalent (``conv2d`` + ``pixel_shuffle``) of ``deconv``.
-
-    A transposed convolution with stride ``s`` whose output is exactly ``s`` times its input
-    (``k + output_padding - 2 * padding == s``) computes output pixel ``s*i + a`` as
-    ``sum_q w[a + p + s*q] x[i - q]``: one ordinary convolution per sub-pixel ``a``. They
-    become one convolution to ``C_out * s * s`` channels and a pixel shuffle, with taps that
-    are zero for every sub-pixel cropped away (FSRCNN loaded from OpenCV's graphs shrinks
-    from a 9x9 transposed convolution to a 1x1 convolution). Same results up to float
-    rounding, several times faster on CPU.
-
-    Returns ``None`` when ``deconv`` does not have that form (groups, dilation, unequal
-    strides, another output size).
-    """
-    s_h, s_w = deconv.stride
-    if (
-        s_h != s_w
-        or s_h < 2
-        or deconv.groups != 1
-        or tuple(deconv.dilation) != (1, 1)
-        or not isinstance(deconv.padding, tuple)
-    ):
-        return None
-    s = s_h
-    k_h, k_w = deconv.kernel_size
-    p_h, p_w = deconv.padding
-    op_h, op_w = deconv.output_padding
-    if k_h + op_h - 2 * p_h != s or k_w + op_w - 2 * p_w != s:
-        return None
-    w = deconv.weight.detach()  # (C_in, C_out, kH, kW)
-    c_in, c_out = w.shape[:2]
-    (lo_h, hi_h), (lo_w, hi_w) = _subpixel_taps(k_h, s, p_h), _subpixel_taps(k_w, s, p_w)
-    size_h, size_w = hi_h - lo_h + 1, hi_w - lo_w + 1
-    # tap r of the new kernel reads input i - (hi - r): output s*i + a takes w[a + p + s*(hi - r)]
-    weight = torch.zeros(c_out, s, s, c_in, size_h, size_w, dtype=w.dtype, device=w.device)
-    for a_h in range(s):
-        for r_h in range(size_h):
-            t_h = a_h + p_h + s * (hi_h - r_h)
-            if not 0 <= t_h < k_h:
-                continue
-            for a_w in range(s):
-                for r_w in range(size_w):
-                    t_w = a_w + p_w + s * (hi_w - r_w)
-                    if 0 <= t_w < k_w:
-                        weight[:, a_h, a_w, :, r_h, r_w] = w[:, :, t_h, t_w].T
-    weight = weight.reshape(c_out * s * s, c_in, size_h, size_w)
-    # crop the taps that are zero for every output channel
-    used_h = weight.abs().sum(dim=(0, 1, 3)).nonzero().flatten()
-    used_w = weight.abs().sum(dim=(0, 1, 2)).nonzero().flatten()
-    r0, r1 = (int(used_h[0]), int(used_h[-1])) if used_h.numel() else (hi_h, hi_h)
-    c0, c1 = (int(used_w[0]), int(used_w[-1])) if used_w.numel() else (hi_w, hi_w)
-    weight = weight[:, :, r0 : r1 + 1, c0 : c1 + 1].contiguous()
-    # kept tap r reads x[i - hi + r]: pad hi - r0 before and r1 - hi after (negative: crop)
-    pads = (hi_w - c0, c1 - hi_w, hi_h - r0, r1 - hi_h)
-    bias = None
-    if deconv.bias is not None:
-        bias = deconv.bias.detach().repeat_interleave(s * s)
-    return _SubPixelConv(weight, bias, pads, s)
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:
@@ -555,7 +466,7 @@ class _FastFSRCNN(nn.Module):
     pixel shuffle moves uint8 bytes.
     """
 
-    def __init__(self, model: nn.Module, subpixel: _SubPixelConv) -> None:
+    def __init__(self, model: nn.Module, subpixel: SubPixelConv) -> None:
         super().__init__()
         cl = torch.channels_last
         self.scale = int(model.scale)
@@ -635,7 +546,7 @@ def _fast_luma(model: nn.Module) -> nn.Module | None:
     if fsrcnn is not None and type(model) is fsrcnn:
         sub = deconv_to_subpixel(model.deconv)
         layers = [model.extract, model.shrink, *model.mapping, model.expand]
-        if isinstance(sub, _SubPixelConv) and all(isinstance(m.act, nn.PReLU) for m in layers):
+        if isinstance(sub, SubPixelConv) and all(isinstance(m.act, nn.PReLU) for m in layers):
             return _FastFSRCNN(model, sub)
     return None
 

@@ -9,6 +9,8 @@
   bias, ReLU and residual add fused (:mod:`srplug.ops.conv`).
 - :func:`conv2d_act` and :class:`Conv2dAct`: direct convolution for narrow layers (first
   layers, 1x1 layers) with bias and ReLU / PReLU fused (:mod:`srplug.ops.direct`).
+- :class:`SubPixelConvTranspose2d`: a transposed convolution computed as convolution + pixel
+  shuffle (:mod:`srplug.ops.subpixel`).
 - :func:`fuse`: rewrites a network in place to use all of the above where they apply.
 
 Each takes ``impl="auto" | "ref" | "cpp" | "cuda"``; the pure-PyTorch references are in
@@ -32,6 +34,7 @@ from srplug.ops.functional import (
 from srplug.ops.fuse import fuse
 from srplug.ops.loader import BuildStatus, OpsBuildError, load, status
 from srplug.ops.modules import ChannelAttention
+from srplug.ops.subpixel import SubPixelConvTranspose2d
 
 __all__ = [
     "IMPLS",
@@ -41,6 +44,7 @@ __all__ = [
     "Conv3x3",
     "OpsBuildError",
     "OpsFallbackWarning",
+    "SubPixelConvTranspose2d",
     "channel_attention",
     "conv2d_act",
     "conv3x3",

@@ -8,6 +8,9 @@ Generic rewrites, for any ``nn.Module``:
 - every convolution the direct kernel runs clearly faster than oneDNN (a first layer from
   the Y plane to many channels; :meth:`~srplug.ops.Conv2dAct.worth_it`) becomes a
   :class:`~srplug.ops.Conv2dAct`, sharing its parameters;
+- every transposed convolution whose output is exactly ``stride`` times its input (FSRCNN's
+  9x9 deconvolution) becomes a :class:`~srplug.ops.SubPixelConvTranspose2d`, computed as a
+  convolution + pixel shuffle, sharing its parameters;
 - inside an ``nn.Sequential``, such a convolution directly followed by an ``nn.ReLU`` takes
   the activation into its kernel; the ReLU becomes an ``nn.Identity`` (same indices, so the
   state-dict keys do not change).
@@ -24,6 +27,7 @@ from torch import nn
 from srplug.ops.conv import Conv3x3
 from srplug.ops.direct import Conv2dAct
 from srplug.ops.functional import check_impl
+from srplug.ops.subpixel import SubPixelConvTranspose2d
 
 __all__ = ["MIN_CHANNELS", "fuse"]
 
@@ -62,6 +66,9 @@ def fuse(module: nn.Module, impl: str = "auto") -> nn.Module:
         for i, name in enumerate(names):
             child = parent._modules[name]
             if child is None:
+                continue
+            if SubPixelConvTranspose2d.eligible(child):
+                parent._modules[name] = SubPixelConvTranspose2d.from_deconv(child)  # type: ignore[arg-type]
                 continue
             winograd = _worth_it(child)
             if not winograd and not Conv2dAct.worth_it(child):

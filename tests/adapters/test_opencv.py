@@ -388,25 +388,6 @@ def test_targets_map_to_devices():
 # ----------------------------------------------------------------- faster inference modules
 
 
-@pytest.mark.parametrize(
-    "c_in,c_out,k,s,p,op",
-    [(5, 1, 9, 2, 4, 1), (5, 1, 9, 3, 4, 2), (4, 2, 9, 4, 4, 3), (3, 2, 4, 2, 1, 0)],
-)
-def test_deconv_to_subpixel_is_exact(c_in, c_out, k, s, p, op):
-    torch.manual_seed(k + s)
-    deconv = nn.ConvTranspose2d(c_in, c_out, k, stride=s, padding=p, output_padding=op)
-    fast = ocv.deconv_to_subpixel(deconv)
-    assert fast is not None
-    x = torch.randn(2, c_in, 7, 6)
-    with torch.no_grad():
-        assert torch.allclose(fast(x), deconv(x), atol=1e-5)
-
-
-def test_deconv_to_subpixel_declines_other_forms():
-    assert ocv.deconv_to_subpixel(nn.ConvTranspose2d(4, 4, 3, stride=2, groups=2)) is None
-    assert ocv.deconv_to_subpixel(nn.ConvTranspose2d(4, 1, 3, stride=2, padding=1)) is None
-
-
 def test_inference_module_shrinks_opencv_fsrcnn_and_keeps_results():
     up = srplug.get("fsrcnn", weights=graph("FSRCNN_x3"))
     fast = ocv.inference_module(up.model)
