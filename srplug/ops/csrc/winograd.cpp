@@ -10,7 +10,8 @@
 //
 // The output is cut into 4x4 tiles, each read from a 6x6 input patch. Per chunk of tiles:
 //   1. input transform   V[p, t, :] = (B^T d_t B)[p]            36 x T x C
-//   2. 36 matrix products M[p] = V[p] @ u[p]                      (at::bmm, the BLAS)
+//   2. 36 matrix products M[p] = V[p] @ u[p]   (float32: the register-blocked kernel of
+//                                                direct_block.h; float64: at::bmm)
 //   3. output transform  y_t = A^T M[:, t, :] A (+ bias, act, residual), written in place
 // The products do 36 * C * K multiply-adds per 16 output pixels instead of 9 * 16 * C * K,
 // 4x fewer. Chunks keep V and M in cache and bound the scratch memory.
@@ -22,8 +23,10 @@
 #include <algorithm>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 
 #include "common.h"
+#include "direct_block.h"
 
 namespace srplug_ops {
 namespace {
@@ -153,6 +156,26 @@ SRPLUG_SIMD
   });
 }
 
+// M[p] = V[p] @ u[p] for the 36 points p, float32: each product is a 1x1 convolution of a
+// 1 x T "image" of C channels (direct_block.h), without at::bmm's per-matrix dispatch.
+// up: u zero-padded to (36, C, cp), cp a multiple of 16; zeros: cp zeros (no bias).
+void winograd_products(const float* V, int64_t vs, const float* up, int64_t cp,
+                       const float* zeros, int64_t T, int64_t C, int64_t K, float* M, int64_t ms) {
+  using direct::kLanes;
+  using direct::kMaxBlocks;
+  at::parallel_for(0, 36, 1, [&](int64_t p0, int64_t p1) {
+    for (int64_t p = p0; p < p1; ++p) {
+      for (int64_t k0 = 0; k0 < K; k0 += kMaxBlocks * kLanes) {
+        const int64_t nk = std::min<int64_t>(K - k0, kMaxBlocks * kLanes);
+        const direct::Geometry g{V + p * vs, 1, T, C, 1, 1, 1, up + p * C * cp + k0, cp,
+                                 zeros + k0, nullptr, kNone, nk, K};
+        direct::conv_rows_n(static_cast<int>((nk + kLanes - 1) / kLanes), g, 0, 0, T, 0, 1,
+                            M + p * ms + k0);
+      }
+    }
+  });
+}
+
 at::Tensor winograd_conv3x3_cpu(const at::Tensor& x_in, const at::Tensor& u_in,
                                 const std::optional<at::Tensor>& bias_in, int64_t act,
                                 const std::optional<at::Tensor>& residual_in, int64_t chunk) {
@@ -188,6 +211,14 @@ at::Tensor winograd_conv3x3_cpu(const at::Tensor& x_in, const at::Tensor& u_in,
   at::Tensor scratch_v = at::empty({36 * (chunk * C + kPad)}, x.options().memory_format(
                                                                   at::MemoryFormat::Contiguous));
   at::Tensor scratch_m = at::empty({36 * (chunk * K + kPad)}, scratch_v.options());
+  // float32 products: u zero-padded to whole vectors of output channels
+  const int64_t cp = (K + direct::kLanes - 1) / direct::kLanes * direct::kLanes;
+  at::Tensor u_packed, zeros;
+  if (x.scalar_type() == at::kFloat) {
+    u_packed = at::zeros({36, C, cp}, u.options());
+    u_packed.narrow(2, 0, K).copy_(u);
+    zeros = at::zeros({cp}, u.options());
+  }
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "winograd_conv3x3", [&] {
     const scalar_t* xp = x.data_ptr<scalar_t>();
     const scalar_t* bp = bias.defined() ? bias.data_ptr<scalar_t>() : nullptr;
@@ -201,7 +232,12 @@ at::Tensor winograd_conv3x3_cpu(const at::Tensor& x_in, const at::Tensor& u_in,
       at::Tensor v = scratch_v.narrow(0, 0, 36 * vs).as_strided({36, T, C}, {vs, C, 1});
       at::Tensor m = scratch_m.narrow(0, 0, 36 * ms).as_strided({36, T, K}, {ms, K, 1});
       input_transform(xp, H, W, C, tiles_h, tiles_w, t0, t1, v.data_ptr<scalar_t>(), vs);
-      at::bmm_out(m, v, u);
+      if constexpr (std::is_same_v<scalar_t, float>) {
+        winograd_products(v.data_ptr<float>(), vs, u_packed.data_ptr<float>(), cp,
+                          zeros.data_ptr<float>(), T, C, K, m.data_ptr<float>(), ms);
+      } else {
+        at::bmm_out(m, v, u);
+      }
       output_transform(m.data_ptr<scalar_t>(), ms, H, W, K, tiles_h, tiles_w, t0, t1, bp, act,
                        rp, yp);
     }
