@@ -381,7 +381,9 @@ class _FastESPCN(nn.Module):
     """ESPCN (``conv1 -> act -> conv2 -> act -> conv3 -> shuffle -> out_act``) for
     :class:`_LumaNet`'s contract, equal up to float rounding.
 
-    The output activation and the uint8 conversion run before the pixel shuffle (they are
+    With ReLU (OpenCV's graphs) the first layer runs srplug's direct kernel and the 3x3
+    middle layer the Winograd kernel, the ReLU fused into both (:mod:`srplug.ops`). The
+    output activation and the uint8 conversion run before the pixel shuffle (they are
     elementwise), the shuffle moves bytes. At scale 2 the last convolution (to only 4
     channels, which oneDNN pads to 16) computes each 2x2 block of LR pixels at once: a
     stride-2 convolution one tap larger to 16 channels, then a pixel shuffle by 4.
