@@ -27,7 +27,14 @@ from torch import nn
 
 from srplug.errors import InputError
 from srplug.ops import reference
-from srplug.ops.functional import _check_float, _run, check_impl, resolve_impl
+from srplug.ops.functional import (
+    _check_float,
+    _run,
+    check_activation,
+    check_impl,
+    cpu_kernel_runs,
+)
+from srplug.ops.modules import share_parameters, version_key
 
 __all__ = ["CONV_ACTIVATIONS", "Conv3x3", "conv3x3", "winograd_filters"]
 
@@ -57,25 +64,6 @@ def winograd_filters(weight: torch.Tensor) -> torch.Tensor:
     g = torch.tensor(_G, dtype=torch.float64, device=weight.device)
     u = torch.einsum("ia,kcab,jb->ijck", g, weight.detach().double(), g)  # (6, 6, C, K)
     return u.reshape(36, weight.shape[1], weight.shape[0]).to(dtype).contiguous()
-
-
-def _check_activation(activation: object) -> str:
-    if activation not in CONV_ACTIVATIONS:
-        raise InputError(
-            f"activation must be one of {', '.join(map(repr, CONV_ACTIVATIONS))}, "
-            f"got {activation!r}"
-        )
-    assert isinstance(activation, str)
-    return activation
-
-
-def _kernel_runs(impl: str, device: torch.device) -> bool:
-    """Whether :func:`conv3x3` runs the Winograd kernel for ``impl`` on ``device`` (CPU only:
-    on other devices every ``impl`` but ``"cpp"``, which is refused, runs the reference)."""
-    check_impl(impl)
-    if device.type != "cpu" and impl != "cpp":
-        return False
-    return resolve_impl(impl, device) == "ext"
 
 
 def _check_chunk(chunk: int) -> int:
@@ -121,7 +109,7 @@ def conv3x3(
             f"weight must be (K, {x.shape[1]}, 3, 3) for x with {x.shape[1]} channels, "
             f"got shape {tuple(weight.shape)}"
         )
-    _check_activation(activation)
+    check_activation(activation, CONV_ACTIVATIONS)
     chunk = _check_chunk(chunk)
     out_channels = weight.shape[0]
     if bias is not None:
@@ -143,7 +131,7 @@ def conv3x3(
     def ref(x_: torch.Tensor, w_: torch.Tensor, b_: Any, r_: Any) -> torch.Tensor:
         return reference.conv3x3(x_, w_, b_, activation, r_)
 
-    if not _kernel_runs(impl, x.device):
+    if not cpu_kernel_runs(impl, x.device):
         w_ = weight.to(x.dtype)
         return ref(x, w_, None if bias is None else bias.to(x.dtype), residual)
     if filters is None:
@@ -199,7 +187,7 @@ class Conv3x3(nn.Conv2d):
         **factory: Any,
     ) -> None:
         super().__init__(in_channels, out_channels, 3, padding=1, bias=bias, **factory)
-        self.activation = _check_activation(activation)
+        self.activation = check_activation(activation, CONV_ACTIVATIONS)
         self.impl = check_impl(impl)
         self._filters: torch.Tensor | None = None
         self._filters_key: tuple[Any, ...] | None = None
@@ -233,18 +221,13 @@ class Conv3x3(nn.Conv2d):
             impl=impl,
             device="meta",
         )
-        new.weight = conv.weight  # the same Parameter objects
-        if conv.bias is not None:
-            new.bias = conv.bias
-        new.train(conv.training)
-        return new
+        return share_parameters(new, conv)
 
     def winograd_filters(self) -> torch.Tensor:
         """The transformed filters, cached while the weight is unchanged."""
-        w = self.weight
-        key = (w._version, w.data_ptr(), w.dtype, w.device)
+        key = version_key(self.weight)
         if self._filters is None or self._filters_key != key:
-            self._filters = winograd_filters(w)
+            self._filters = winograd_filters(self.weight)
             self._filters_key = key
         return self._filters
 
@@ -252,7 +235,7 @@ class Conv3x3(nn.Conv2d):
         self, x: torch.Tensor, residual: torch.Tensor | None = None
     ) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``(N, K, H, W)``, dtype, device and format of ``x``."""
-        use_kernel = _kernel_runs(self.impl, x.device)
+        use_kernel = cpu_kernel_runs(self.impl, x.device)
         return conv3x3(
             x,
             self.weight,

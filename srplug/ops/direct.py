@@ -25,7 +25,14 @@ from torch import nn
 
 from srplug.errors import InputError
 from srplug.ops import reference
-from srplug.ops.functional import _check_float, _run, check_impl, resolve_impl
+from srplug.ops.functional import (
+    _check_float,
+    _run,
+    check_activation,
+    check_impl,
+    cpu_kernel_runs,
+)
+from srplug.ops.modules import share_parameters
 
 __all__ = ["DIRECT_ACTIVATIONS", "Conv2dAct", "conv2d_act"]
 
@@ -99,11 +106,7 @@ def conv2d_act(
             f"the padded input ({x.shape[2] + pads[0] + pads[1]}x{x.shape[3] + pads[2] + pads[3]})"
             f" is smaller than the {weight.shape[2]}x{weight.shape[3]} filter; pad it more"
         )
-    if activation not in DIRECT_ACTIVATIONS:
-        raise InputError(
-            f"activation must be one of {', '.join(map(repr, DIRECT_ACTIVATIONS))}, "
-            f"got {activation!r}"
-        )
+    check_activation(activation, DIRECT_ACTIVATIONS)
     if bias is not None:
         _check_float("bias", bias, x.device)
         if bias.numel() != k:
@@ -122,13 +125,8 @@ def conv2d_act(
     def ref(x_: torch.Tensor, w_: torch.Tensor, b_: Any, a_: Any) -> torch.Tensor:
         return reference.conv2d_act(x_, w_, b_, stride, pads, activation, a_)
 
-    check_impl(impl)
-    reference_only = x.dtype == torch.float64  # no float64 kernel: keep its precision
-    if (
-        (x.device.type != "cpu" and impl != "cpp")
-        or resolve_impl(impl, x.device) == "ref"
-        or reference_only
-    ):
+    # no float64 kernel: the reference keeps its precision
+    if not cpu_kernel_runs(impl, x.device) or x.dtype == torch.float64:
         cast = [None if t is None else t.to(x.dtype) for t in (bias, prelu_weight)]
         return ref(x, weight.to(x.dtype), *cast)
     act = _ACT_CODES[activation]
@@ -175,14 +173,9 @@ class Conv2dAct(nn.Conv2d):
         super().__init__(
             in_channels, out_channels, kernel_size, stride, padding, bias=bias, **factory
         )
-        if activation not in DIRECT_ACTIVATIONS:
-            raise InputError(
-                f"activation must be one of {', '.join(map(repr, DIRECT_ACTIVATIONS))}, "
-                f"got {activation!r}"
-            )
+        self.activation = check_activation(activation, DIRECT_ACTIVATIONS)
         if (activation == "prelu") != (prelu is not None):
             raise InputError("give an nn.PReLU exactly when activation='prelu'")
-        self.activation = activation
         self.__dict__["prelu"] = prelu  # a reference, not a submodule (see the class doc)
         self.impl = check_impl(impl)
 
@@ -242,11 +235,7 @@ class Conv2dAct(nn.Conv2d):
             impl=impl,
             device="meta",
         )
-        new.weight = conv.weight
-        if conv.bias is not None:
-            new.bias = conv.bias
-        new.train(conv.training)
-        return new
+        return share_parameters(new, conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``(N, C, H, W)`` -> ``act(conv(x))``."""

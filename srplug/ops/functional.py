@@ -30,7 +30,9 @@ __all__ = [
     "Impl",
     "OpsFallbackWarning",
     "channel_attention",
+    "check_activation",
     "check_impl",
+    "cpu_kernel_runs",
     "esr_upscale",
     "pixel_shuffle",
     "resolve_impl",
@@ -69,6 +71,26 @@ def check_impl(impl: object) -> str:
         raise InputError(f"impl must be one of {', '.join(map(repr, IMPLS))}, got {impl!r}")
     assert isinstance(impl, str)
     return impl
+
+
+def check_activation(activation: object, choices: Sequence[str]) -> str:
+    """``activation`` if it is one of ``choices``, else :class:`InputError` listing them."""
+    if activation not in choices:
+        raise InputError(
+            f"activation must be one of {', '.join(map(repr, choices))}, got {activation!r}"
+        )
+    assert isinstance(activation, str)
+    return activation
+
+
+def cpu_kernel_runs(impl: str, device: torch.device) -> bool:
+    """Whether a CPU-only op (one without a CUDA kernel) runs its C++ kernel for ``impl`` on
+    ``device``: on other devices every ``impl`` but ``"cpp"``, which is refused, runs the
+    reference."""
+    check_impl(impl)
+    if device.type != "cpu" and impl != "cpp":
+        return False
+    return resolve_impl(impl, device) == "ext"
 
 
 def resolve_impl(impl: str, device: torch.device) -> Literal["ref", "ext"]:

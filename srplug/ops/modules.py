@@ -1,6 +1,10 @@
-"""Module forms of the fused ops, with the parameter layout of the original networks."""
+"""Module forms of the fused ops, with the parameter layout of the original networks, and
+the helpers the drop-in layers (``Conv3x3``, ``Conv2dAct``, ``SubPixelConvTranspose2d``)
+share."""
 
 from __future__ import annotations
+
+from typing import Any, TypeVar
 
 import torch
 from torch import nn
@@ -8,7 +12,25 @@ from torch import nn
 from srplug.errors import InputError
 from srplug.ops.functional import channel_attention, check_impl
 
-__all__ = ["ChannelAttention"]
+__all__ = ["ChannelAttention", "share_parameters", "version_key"]
+
+_M = TypeVar("_M", bound=nn.Module)
+
+
+def share_parameters(new: _M, old: nn.Module) -> _M:
+    """``new`` (built on the meta device) takes ``old``'s ``weight`` and ``bias`` Parameter
+    objects (no copy) and its training mode; returns ``new``."""
+    new.weight = old.weight
+    if old.bias is not None:
+        new.bias = old.bias
+    new.train(old.training)
+    return new
+
+
+def version_key(*tensors: torch.Tensor | None) -> tuple[Any, ...]:
+    """What a value derived from ``tensors`` (transformed filters) is cached under: changes
+    when any of them is modified in place, replaced, cast or moved."""
+    return tuple((t._version, t.data_ptr(), t.dtype, t.device) for t in tensors if t is not None)
 
 
 class ChannelAttention(nn.Module):

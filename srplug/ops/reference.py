@@ -14,6 +14,7 @@ import torch.nn.functional as F
 __all__ = [
     "ACTIVATIONS",
     "REDUCTIONS",
+    "activate",
     "channel_attention",
     "conv2d_act",
     "conv3x3",
@@ -72,7 +73,17 @@ def pixel_shuffle(
     """
     if bias is not None:
         x = x + bias.reshape(1, -1, 1, 1)
-    y = F.pixel_shuffle(x, scale)
+    return activate(F.pixel_shuffle(x, scale), activation, negative_slope, prelu_weight)
+
+
+def activate(
+    y: torch.Tensor,
+    activation: str,
+    negative_slope: float = 0.01,
+    prelu_weight: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """``activation`` (one of :data:`ACTIVATIONS`) applied to ``(N, C, H, W)`` ``y``;
+    ``prelu`` takes ``prelu_weight`` (1 or ``C`` slopes), ``leaky_relu`` ``negative_slope``."""
     if activation == "relu":
         return F.relu(y)
     if activation == "leaky_relu":
@@ -125,9 +136,7 @@ def conv3x3(
         activation: ``"none"`` or ``"relu"``.
         residual: optional ``(N, K, H, W)`` added after the activation.
     """
-    y = F.conv2d(x, weight, bias, padding=1)
-    if activation == "relu":
-        y = F.relu(y)
+    y = activate(F.conv2d(x, weight, bias, padding=1), activation)
     return y if residual is None else y + residual
 
 
@@ -152,9 +161,4 @@ def conv2d_act(
     """
     top, bottom, left, right = padding
     y = F.conv2d(F.pad(x, (left, right, top, bottom)), weight, bias, stride=stride)
-    if activation == "relu":
-        return F.relu(y)
-    if activation == "prelu":
-        assert prelu_weight is not None
-        return F.prelu(y, prelu_weight.reshape(-1))
-    return y
+    return activate(y, activation, prelu_weight=prelu_weight)

@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from srplug.errors import InputError
+from srplug.ops.modules import share_parameters, version_key
 
 __all__ = ["SubPixelConv", "SubPixelConvTranspose2d", "deconv_to_subpixel", "subpixel_form"]
 
@@ -178,18 +179,10 @@ class SubPixelConvTranspose2d(nn.ConvTranspose2d):
             bias=deconv.bias is not None,
             device="meta",
         )
-        new.weight = deconv.weight
-        if deconv.bias is not None:
-            new.bias = deconv.bias
-        new.train(deconv.training)
-        return new
+        return share_parameters(new, deconv)
 
     def _subpixel(self) -> tuple[torch.Tensor, torch.Tensor | None, tuple[int, ...]]:
-        key = tuple(
-            (t._version, t.data_ptr(), t.dtype, t.device)
-            for t in (self.weight, self.bias)
-            if t is not None
-        )
+        key = version_key(self.weight, self.bias)
         cache = getattr(self, "_cache", None)
         if cache is None or cache[0] != key:
             weight, bias, pads = subpixel_form(self)
