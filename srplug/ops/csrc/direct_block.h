@@ -40,12 +40,12 @@ inline void vstore_first(float* p, vfloat v, int64_t n) {
 struct Geometry {
   const float* x;  // one image, (H, W, C)
   int64_t H, W, C, kh, kw, stride;
-  const float* w;      // packed (kh, kw, C, Cp) for this pass's channel group
-  int64_t cp;          // packed row length (all groups)
-  const float* bias;   // Cp values, this group
-  const float* alpha;  // Cp values, this group (PReLU) or nullptr
+  const float* w;      // packed (kh, kw, C, cp), from the first channel of this pass
+  int64_t cp;          // packed row length (all channels, zero-padded to whole vectors)
+  const float* bias;   // cp values, from the first channel of this pass
+  const float* alpha;  // cp values, likewise (PReLU), or nullptr
   int act;
-  int64_t out_channels;  // channels of this group to store
+  int64_t out_channels;  // channels to store (conv_rows_all: all K; one pass: at most 64)
   int64_t out_stride;    // values between output pixels (K)
 };
 
@@ -137,6 +137,22 @@ inline void conv_rows_n(int blocks, const Geometry& g, int64_t pad_top, int64_t 
     case 2: conv_rows<2>(g, pad_top, pad_left, Wo, r_begin, r_end, y_img); break;
     case 3: conv_rows<3>(g, pad_top, pad_left, Wo, r_begin, r_end, y_img); break;
     default: conv_rows<4>(g, pad_top, pad_left, Wo, r_begin, r_end, y_img); break;
+  }
+}
+
+// Output rows [r_begin, r_end) of all g.out_channels channels, in passes of up to kMaxBlocks
+// vectors of channels (g's pointers at channel 0; y_img at channel 0 of the image).
+inline void conv_rows_all(Geometry g, int64_t pad_top, int64_t pad_left, int64_t Wo,
+                          int64_t r_begin, int64_t r_end, float* y_img) {
+  const int64_t K = g.out_channels;
+  const float *w = g.w, *bias = g.bias, *alpha = g.alpha;
+  for (int64_t k0 = 0; k0 < K; k0 += kMaxBlocks * kLanes) {
+    g.out_channels = std::min<int64_t>(K - k0, kMaxBlocks * kLanes);
+    g.w = w + k0;
+    g.bias = bias + k0;
+    g.alpha = alpha ? alpha + k0 : nullptr;
+    conv_rows_n(static_cast<int>((g.out_channels + kLanes - 1) / kLanes), g, pad_top, pad_left,
+                Wo, r_begin, r_end, y_img + k0);
   }
 }
 

@@ -32,7 +32,6 @@ namespace {
 
 using direct::Geometry;
 using direct::kLanes;
-using direct::kMaxBlocks;
 
 at::Tensor direct_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& weight,
                              const std::optional<at::Tensor>& bias_in, int64_t stride,
@@ -79,22 +78,17 @@ at::Tensor direct_conv2d_cpu(const at::Tensor& x_in, const at::Tensor& weight,
   const int64_t rows = N * Ho;
   // at least a few rows per task: a row of a small layer is only microseconds of work
   const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 18) / std::max<int64_t>(1, Wo * C * kh * kw * cp));
-  for (int64_t k0 = 0; k0 < K; k0 += kMaxBlocks * kLanes) {
-    const int64_t nk = std::min<int64_t>(K - k0, kMaxBlocks * kLanes);
-    const int blocks = static_cast<int>((nk + kLanes - 1) / kLanes);
-    at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
-      while (begin < end) {
-        const int64_t n = begin / Ho, r_begin = begin % Ho;
-        const int64_t r_end = std::min(Ho, r_begin + (end - begin));
-        Geometry g{xp + n * H * W * C, H, W, C, kh, kw, stride, wp.data_ptr<float>() + k0, cp,
-                   bp.data_ptr<float>() + k0, ap.defined() ? ap.data_ptr<float>() + k0 : nullptr,
-                   static_cast<int>(act), nk, K};
-        float* y_img = yp + n * Ho * Wo * K + k0;
-        direct::conv_rows_n(blocks, g, pad_top, pad_left, Wo, r_begin, r_end, y_img);
-        begin += r_end - r_begin;
-      }
-    });
-  }
+  at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
+    while (begin < end) {
+      const int64_t n = begin / Ho, r_begin = begin % Ho;
+      const int64_t r_end = std::min(Ho, r_begin + (end - begin));
+      const Geometry g{xp + n * H * W * C, H, W, C, kh, kw, stride, wp.data_ptr<float>(), cp,
+                       bp.data_ptr<float>(), ap.defined() ? ap.data_ptr<float>() : nullptr,
+                       static_cast<int>(act), K, K};
+      direct::conv_rows_all(g, pad_top, pad_left, Wo, r_begin, r_end, yp + n * Ho * Wo * K);
+      begin += r_end - r_begin;
+    }
+  });
   return y;
 }
 

@@ -161,17 +161,11 @@ SRPLUG_SIMD
 // up: u zero-padded to (36, C, cp), cp a multiple of 16; zeros: cp zeros (no bias).
 void winograd_products(const float* V, int64_t vs, const float* up, int64_t cp,
                        const float* zeros, int64_t T, int64_t C, int64_t K, float* M, int64_t ms) {
-  using direct::kLanes;
-  using direct::kMaxBlocks;
   at::parallel_for(0, 36, 1, [&](int64_t p0, int64_t p1) {
     for (int64_t p = p0; p < p1; ++p) {
-      for (int64_t k0 = 0; k0 < K; k0 += kMaxBlocks * kLanes) {
-        const int64_t nk = std::min<int64_t>(K - k0, kMaxBlocks * kLanes);
-        const direct::Geometry g{V + p * vs, 1, T, C, 1, 1, 1, up + p * C * cp + k0, cp,
-                                 zeros + k0, nullptr, kNone, nk, K};
-        direct::conv_rows_n(static_cast<int>((nk + kLanes - 1) / kLanes), g, 0, 0, T, 0, 1,
-                            M + p * ms + k0);
-      }
+      const direct::Geometry g{V + p * vs, 1, T, C, 1, 1, 1, up + p * C * cp, cp, zeros,
+                               nullptr, kNone, K, K};
+      direct::conv_rows_all(g, 0, 0, T, 0, 1, M + p * ms);
     }
   });
 }
