@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 
 import srplug
+from srplug.train.recipe import load_recipe, read_recipe_file
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 def _cases() -> list[tuple[str, int]]:
@@ -58,3 +63,18 @@ def test_shipped_weights_load(name, scale):
         assert up.scale == weights.scale
         if weights.card.params is not None and up.model is not None:
             assert sum(p.numel() for p in up.model.parameters()) == weights.card.params
+
+
+@pytest.mark.parametrize("name,scale", CASES)
+def test_shipped_weights_name_their_committed_recipe(name, scale):
+    """Every shipped weight can be re-trained with one command: its card names a recipe that
+    is committed in this repository and trains this model at this scale."""
+    for weights in srplug.info(name).weights_for(scale):
+        if weights.card.source != "srplug":
+            continue
+        assert weights.card.recipe, f"{name} x{scale}: the model card names no recipe"
+        path = REPO_ROOT / weights.card.recipe
+        assert path.is_file(), f"{name} x{scale}: recipe {weights.card.recipe} is not committed"
+        recipe = load_recipe(read_recipe_file(path))
+        assert (recipe.model.name, recipe.model.scale) == (name, scale)
+        assert recipe.model.init is None, "a shipped recipe starts from scratch"

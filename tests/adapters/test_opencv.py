@@ -354,7 +354,7 @@ def test_srplug_weight_files(tmp_path):
     forced.setModel("fsrcnn-small", 3)
     assert forced.pipeline == "opencv" and forced.upsample(img).shape == (30, 24, 3)
     with pytest.raises(WeightsError, match="readModel"):
-        ocv.DnnSuperResImpl_create().setModel("srcnn", 2)  # no weights shipped, none read
+        ocv.DnnSuperResImpl_create().setModel("rcan", 2)  # no weights shipped, none read
 
 
 def test_targets_map_to_devices():

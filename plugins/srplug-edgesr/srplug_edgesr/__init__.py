@@ -1,9 +1,9 @@
 """The ``edgesr`` srplug plugin: edge-SR one-layer super-resolution networks.
 
 Registers ``esr-max``, ``esr-tm``, ``esr-tr`` and ``esr-cnn`` (Y channel, scales 2, 3, 4).
-Options: ``k`` and ``C`` for the one-layer networks, ``C``, ``D`` and ``S`` for eSR-CNN;
-the defaults are the configurations the paper highlights (eSR-MAX K7 C13, eSR-TM K7 C16,
-eSR-TR K7 C13, eSR-CNN C8 D3 S9). The authors' ``*.model`` files load with
+Options: ``k``, ``C`` and ``filter_init`` for the one-layer networks, ``C``, ``D`` and ``S``
+for eSR-CNN; the defaults are the configurations the paper highlights (eSR-MAX K7 C13,
+eSR-TM K7 C16, eSR-TR K7 C13, eSR-CNN C8 D3 S9). The authors' ``*.model`` files load with
 ``srplug.get("esr-tm", scale=s, weights=PATH)``: the options come from the file name.
 """
 
@@ -35,23 +35,31 @@ PAPER = "Navarrete Michelini, Lu, Jiang: edge-SR: Super-Resolution For The Masse
 SCALES = (2, 3, 4)
 
 
-def build_esr_max(scale: int, k: int = 7, C: int = 13, impl: str = "ref") -> EdgeSRMax:
+def build_esr_max(
+    scale: int, k: int = 7, C: int = 13, impl: str = "ref", filter_init: str = "identity"
+) -> EdgeSRMax:
     """eSR-MAX: ``k x k`` conv to ``s*s*C`` maps, max over the ``C`` candidates.
 
     ``impl``: ``"ref"`` (PyTorch) or the fused kernel of :mod:`srplug.ops` (``"auto"``,
-    ``"cpp"``, ``"cuda"``), the same for every edge-SR builder.
+    ``"cpp"``, ``"cuda"``), the same for every edge-SR builder. ``filter_init`` (eSR-MAX, TM,
+    TR): the training start, ``"identity"`` (the authors') or ``"bicubic"`` (every candidate
+    starts as the bicubic filter of its phase; what the shipped recipes use).
     """
-    return EdgeSRMax(scale=scale, k=k, C=C, impl=impl)
+    return EdgeSRMax(scale=scale, k=k, C=C, impl=impl, filter_init=filter_init)
 
 
-def build_esr_tm(scale: int, k: int = 7, C: int = 16, impl: str = "ref") -> EdgeSRTM:
+def build_esr_tm(
+    scale: int, k: int = 7, C: int = 16, impl: str = "ref", filter_init: str = "identity"
+) -> EdgeSRTM:
     """eSR-TM: ``k x k`` conv to ``2*s*s*C`` maps, ``sum value * softmax(match)``."""
-    return EdgeSRTM(scale=scale, k=k, C=C, impl=impl)
+    return EdgeSRTM(scale=scale, k=k, C=C, impl=impl, filter_init=filter_init)
 
 
-def build_esr_tr(scale: int, k: int = 7, C: int = 13, impl: str = "ref") -> EdgeSRTR:
+def build_esr_tr(
+    scale: int, k: int = 7, C: int = 13, impl: str = "ref", filter_init: str = "identity"
+) -> EdgeSRTR:
     """eSR-TR: ``k x k`` conv to ``3*s*s*C`` maps, ``sum value * softmax(query * key)``."""
-    return EdgeSRTR(scale=scale, k=k, C=C, impl=impl)
+    return EdgeSRTR(scale=scale, k=k, C=C, impl=impl, filter_init=filter_init)
 
 
 def build_esr_cnn(scale: int, C: int = 8, D: int = 3, S: int = 9, impl: str = "ref") -> EdgeSRCNN:
