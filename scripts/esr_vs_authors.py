@@ -38,13 +38,15 @@ def main() -> None:
     parser.add_argument("--authors", required=True, type=Path, help="the authors' .model files")
     parser.add_argument("--sets", nargs="+", default=["Set5", "Set14", "B100"])
     parser.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4])
+    parser.add_argument("--models", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     rows = []
     header = " | ".join(f"{s} ours / authors" for s in args.sets)
     print(f"| model | scale | {header} | steps |")
     print("|---|---|" + "---|" * (len(args.sets) + 1))
-    for name, pattern in CONFIGS.items():
+    for name in args.models:
+        pattern = CONFIGS[name]
         for scale in args.scales:
             shipped = srplug.info(name).weights_for(scale)
             file = args.authors / (pattern.format(s=scale) + ".model")

@@ -84,8 +84,8 @@ def _init_bicubic(conv: nn.Conv2d, scale: int, C: int, noise: float = 1e-2) -> N
     """Every value candidate = the bicubic filter of its phase + ``noise`` (Gaussian std);
     match / query / key filters small random (std 0.1), so the softmax starts near uniform.
 
-    The network then starts as bicubic interpolation (Set5 x2 33.65 dB at step 0); with an
-    L2 loss it trains several times faster than from :func:`_init_near_identity`.
+    The network then starts close to bicubic interpolation; with an L2 loss eSR-TM x2 reached
+    in 3K steps the Set5 figure that 20K L1 steps from :func:`_init_near_identity` gave.
     """
     k = conv.kernel_size[0]
     s2 = scale * scale
