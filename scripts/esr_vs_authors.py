@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 
 import srplug
-from srplug.datasets import BenchmarkDataset
 from srplug.evaluation import evaluate
+from srplug.train.validation import CachedBenchmark
 
 CONFIGS = {
     "esr-max": "eSR-MAX_s{s}_K7_C13",
@@ -27,9 +27,9 @@ CONFIGS = {
 }
 
 
-def score(up: srplug.Upsampler, sets: list[str], scale: int, data: str) -> list[float]:
+def score(up: srplug.Upsampler, datasets: list[CachedBenchmark]) -> list[float]:
     """PSNR per set, in order."""
-    return [evaluate(up, BenchmarkDataset(name, scale, data_root=data)).psnr for name in sets]
+    return [evaluate(up, dataset).psnr for dataset in datasets]
 
 
 def main() -> None:
@@ -41,6 +41,11 @@ def main() -> None:
     parser.add_argument("--models", nargs="+", choices=sorted(CONFIGS), default=list(CONFIGS))
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
+    # each set read and shrunk once per scale, then shared by every network scored at it
+    datasets = {
+        scale: [CachedBenchmark(name, scale, data_root=args.data) for name in args.sets]
+        for scale in args.scales
+    }
     rows = []
     header = " | ".join(f"{s} ours / authors" for s in args.sets)
     print(f"| model | scale | {header} | steps |")
@@ -52,10 +57,8 @@ def main() -> None:
             file = args.authors / (pattern.format(s=scale) + ".model")
             if not shipped or not file.is_file():
                 continue
-            ours = score(
-                srplug.get(name, scale, weights=shipped[0].tag), args.sets, scale, args.data
-            )
-            theirs = score(srplug.get(name, scale, weights=file), args.sets, scale, args.data)
+            ours = score(srplug.get(name, scale, weights=shipped[0].tag), datasets[scale])
+            theirs = score(srplug.get(name, scale, weights=file), datasets[scale])
             cells = " | ".join(
                 f"{a:.2f} / {b:.2f} ({a - b:+.2f})" for a, b in zip(ours, theirs, strict=True)
             )
