@@ -113,9 +113,19 @@ class OptimSection:
     weight_decay: float = 0.0
     grad_clip: float = 0.0
     """Maximum global gradient norm; 0 switches clipping off."""
+    lr_scale: dict[str, float] = field(default_factory=dict)
+    """Per-parameter rate multipliers: shell-style patterns over the model's parameter
+    names (``"deconv.*"``, ``"conv3.*"``) to a factor of ``lr``; the first matching pattern
+    wins, unmatched parameters get 1. The schedule scales every group alike."""
 
     def __post_init__(self) -> None:
         _require(self.lr > 0, "optim.lr", f"must be positive, got {self.lr}")
+        for pattern, factor in self.lr_scale.items():
+            _require(
+                isinstance(factor, (int, float)) and not isinstance(factor, bool) and factor > 0,
+                f"optim.lr_scale.{pattern}",
+                f"must be a positive number, got {factor!r}",
+            )
         for b in self.betas:
             _require(0.0 <= b < 1.0, "optim.betas", f"values must lie in [0, 1), got {b}")
         _require(self.eps > 0, "optim.eps", "must be positive")

@@ -66,10 +66,13 @@ def build_scheduler(
     milestones: Sequence[int] = (),
     gamma: float = 0.5,
     min_lr: float = 0.0,
+    base_lr: float | None = None,
 ) -> torch.optim.lr_scheduler.LambdaLR:
-    """A ``LambdaLR`` applying :class:`LRFactor` to the optimizer's (single) base rate;
-    call ``step()`` after every optimizer step."""
-    base_lr = optimizer.param_groups[0]["lr"]
+    """A ``LambdaLR`` applying :class:`LRFactor` to every group's base rate;
+    call ``step()`` after every optimizer step. Every parameter group follows the same
+    factor; ``min_lr`` is relative to ``base_lr`` (default: the first group's rate)."""
+    if base_lr is None:
+        base_lr = optimizer.param_groups[0]["lr"]
     factor = LRFactor(
         kind,
         steps,

@@ -20,6 +20,7 @@ on LR-only images (:mod:`srplug.train.dual`).
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import json
 import math
 import os
@@ -296,7 +297,10 @@ class DefaultTrainer:
         )
         loss_fn = build_loss(recipe.loss.kind, recipe.loss.eps)
         objective = build_objective(recipe, model, loss_fn, ctx)
-        optimizer = _build_optimizer([*model.parameters(), *objective.extra_parameters()], recipe)
+        optimizer = _build_optimizer(
+            [*model.named_parameters(), *(("", p) for p in objective.extra_parameters())],
+            recipe,
+        )
         s = recipe.schedule
         scheduler = build_scheduler(
             optimizer,
@@ -306,6 +310,7 @@ class DefaultTrainer:
             milestones=s.milestones,
             gamma=s.gamma,
             min_lr=s.min_lr,
+            base_lr=recipe.optim.lr,
         )
         val_sets, final_sets, folders, data = self._datasets(recipe, spec.channels, ctx)
         run = _Run(
@@ -678,11 +683,44 @@ def _positive(name: str, value: int) -> int:
     return value
 
 
-def _build_optimizer(params: Sequence[nn.Parameter], recipe: Recipe) -> torch.optim.Optimizer:
+def _build_optimizer(
+    named: Sequence[tuple[str, nn.Parameter]], recipe: Recipe
+) -> torch.optim.Optimizer:
+    """Adam/AdamW over the trainable parameters, one group per ``optim.lr_scale`` factor
+    (group 0 at ``optim.lr``); ``named`` pairs each parameter with its name in the model."""
     o = recipe.optim
     cls = torch.optim.AdamW if o.name == "adamw" else torch.optim.Adam
-    trainable = [p for p in params if p.requires_grad]
-    return cls(trainable, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+    groups = lr_scale_groups([(n, p) for n, p in named if p.requires_grad], o.lr, o.lr_scale)
+    return cls(groups, lr=o.lr, betas=o.betas, eps=o.eps, weight_decay=o.weight_decay)
+
+
+def lr_scale_groups(
+    named: Sequence[tuple[str, nn.Parameter]], lr: float, lr_scale: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """Optimizer parameter groups: the first ``lr_scale`` pattern (``fnmatch`` over the
+    parameter name) matching a parameter sets its rate to ``lr * factor``; the rest share
+    ``lr`` in the first group. A pattern matching no parameter raises :class:`InputError`
+    listing the names, since a mistyped pattern would otherwise change nothing silently."""
+    by_factor: dict[float, list[nn.Parameter]] = {1.0: []}
+    used: set[str] = set()
+    for name, param in named:
+        factor = 1.0
+        for pattern, f in lr_scale.items():
+            if fnmatch.fnmatchcase(name, pattern):
+                factor = float(f)
+                used.add(pattern)
+                break
+        by_factor.setdefault(factor, []).append(param)
+    unused = [p for p in lr_scale if p not in used]
+    if unused:
+        names = ", ".join(n for n, _ in named if n)
+        raise InputError(
+            f"optim.lr_scale pattern {unused[0]!r} matches no trainable parameter; "
+            f"the model's parameters are: {names}"
+        )
+    groups = [{"params": by_factor.pop(1.0), "lr": lr}]
+    groups += [{"params": ps, "lr": lr * f} for f, ps in by_factor.items()]
+    return [g for g in groups if g["params"]] or groups[:1]
 
 
 def _write_line(log: Any, record: Mapping[str, Any]) -> None:

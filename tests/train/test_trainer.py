@@ -17,6 +17,7 @@ from srplug.evaluation import evaluate
 from srplug.protocols import Trainer
 from srplug.train import DefaultTrainer, StepEvent
 from srplug.train.checkpoint import load_training_checkpoint
+from srplug.train.trainer import lr_scale_groups
 from srplug.weights import load_state_dict_file
 from tests.train.tiny_models import TinySR
 
@@ -82,7 +83,12 @@ VARIANTS = {
     "y-fp32-l1": {},
     "rgb-bf16-everything": {
         "model": {"name": "tiny-rgb", "scale": 2, "options": {"width": 4}},
-        "optim": {"name": "adamw", "weight_decay": 0.01, "grad_clip": 0.05},
+        "optim": {
+            "name": "adamw",
+            "weight_decay": 0.01,
+            "grad_clip": 0.05,
+            "lr_scale": {"body.2.*": 0.1},
+        },
         "schedule": {"kind": "step", "warmup": 0, "milestones": [4, 9], "gamma": 0.5},
         "loss": {"kind": "charbonnier"},
         "precision": {"mode": "bf16"},
@@ -180,3 +186,30 @@ def test_models_train_as_eager_modules_in_bf16(recipe_dict, tmp_path):
     fresh = srplug.get("espcn", 2, weights=None, kernels="eager").model
     assert state.keys() == fresh.state_dict().keys()
     assert all(torch.isfinite(v).all() for v in state.values())
+
+
+def test_lr_scale_gives_matched_parameters_their_own_rate(recipe_dict, tmp_path):
+    recipe = copy.deepcopy(recipe_dict)
+    recipe["optim"]["lr_scale"] = {"body.2.weight": 0.1, "body.2.*": 0.5}
+    result = trainer().fit(recipe, output_dir=tmp_path / "run")
+    groups = load_training_checkpoint(result.checkpoint)["optimizer"]["param_groups"]
+    base = recipe["optim"]["lr"]
+    # first matching pattern wins: the weight at 0.1, the bias at 0.5, body.0 unscaled
+    assert [(len(g["params"]), g["initial_lr"]) for g in groups] == [
+        (2, base),
+        (1, pytest.approx(0.1 * base)),
+        (1, pytest.approx(0.5 * base)),
+    ]
+    # the schedule moves every group by the same factor (cosine to min_lr at the end)
+    ratios = [g["lr"] / g["initial_lr"] for g in groups]
+    assert ratios == pytest.approx([ratios[0]] * 3) and ratios[0] < 1
+
+
+def test_lr_scale_groups_refuse_a_pattern_that_matches_nothing():
+    named = list(TinySR(2).named_parameters())
+    groups = lr_scale_groups(named, 1e-3, {"body.0.*": 2.0})
+    assert [g["lr"] for g in groups] == [1e-3, 2e-3]
+    assert [len(g["params"]) for g in groups] == [2, 2]
+    assert len(lr_scale_groups(named, 1e-3, {})) == 1
+    with pytest.raises(InputError, match=r"'deconv\.\*' matches no trainable parameter.*body"):
+        lr_scale_groups(named, 1e-3, {"body.*": 0.5, "deconv.*": 0.1})
