@@ -699,8 +699,15 @@ def lr_scale_groups(
 ) -> list[dict[str, Any]]:
     """Optimizer parameter groups: the first ``lr_scale`` pattern (``fnmatch`` over the
     parameter name) matching a parameter sets its rate to ``lr * factor``; the rest share
-    ``lr`` in the first group. A pattern matching no parameter raises :class:`InputError`
-    listing the names, since a mistyped pattern would otherwise change nothing silently."""
+    ``lr`` in the first group, which is always there (possibly empty), so group 0 runs at
+    ``lr``. A pattern matching no parameter raises :class:`InputError` listing the names,
+    since a mistyped pattern would otherwise change nothing silently; so does an empty
+    ``named``, which would train nothing."""
+    if not named:
+        raise InputError(
+            "the model has no trainable parameters (every one has requires_grad=False); "
+            "nothing to train"
+        )
     by_factor: dict[float, list[nn.Parameter]] = {1.0: []}
     used: set[str] = set()
     for name, param in named:
@@ -719,8 +726,7 @@ def lr_scale_groups(
             f"the model's parameters are: {names}"
         )
     groups = [{"params": by_factor.pop(1.0), "lr": lr}]
-    groups += [{"params": ps, "lr": lr * f} for f, ps in by_factor.items()]
-    return [g for g in groups if g["params"]] or groups[:1]
+    return groups + [{"params": ps, "lr": lr * f} for f, ps in by_factor.items()]
 
 
 def _write_line(log: Any, record: Mapping[str, Any]) -> None:

@@ -211,5 +211,10 @@ def test_lr_scale_groups_refuse_a_pattern_that_matches_nothing():
     assert [g["lr"] for g in groups] == [1e-3, 2e-3]
     assert [len(g["params"]) for g in groups] == [2, 2]
     assert len(lr_scale_groups(named, 1e-3, {})) == 1
+    # every parameter scaled: group 0 stays at the base rate, empty
+    groups = lr_scale_groups(named, 1e-3, {"*": 0.5})
+    assert [(len(g["params"]), g["lr"]) for g in groups] == [(0, 1e-3), (4, 5e-4)]
+    with pytest.raises(InputError, match="no trainable parameters"):
+        lr_scale_groups([], 1e-3, {})
     with pytest.raises(InputError, match=r"'deconv\.\*' matches no trainable parameter.*body"):
         lr_scale_groups(named, 1e-3, {"body.*": 0.5, "deconv.*": 0.1})
