@@ -107,6 +107,21 @@ def patch_tensor(img: np.ndarray, channels: Channels) -> torch.Tensor:
     return rgb_to_y(t) if channels == "y" else t.contiguous()
 
 
+def _luma(img: np.ndarray) -> np.ndarray:
+    """uint8 RGB ``(H, W, 3)`` -> float32 luma ``(H, W)`` in [16/255, 235/255], computed
+    exactly as :func:`patch_tensor` computes it for any patch of ``img``."""
+    return patch_tensor(img, "y")[0].numpy()
+
+
+def _plane_tensor(crop: np.ndarray, p: PatchParams) -> torch.Tensor:
+    """A crop ``(h, w)`` of a cached luma plane, augmented by ``p``, as its own ``(1, h, w)``
+    tensor (never a view of the cache)."""
+    out = augment(crop, p.hflip, p.rot)
+    if np.shares_memory(out, crop):
+        out = out.copy()
+    return torch.from_numpy(out)[None]
+
+
 class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     """Random aligned patch pairs from folders of HR images.
 
@@ -181,6 +196,11 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
                 f"every training image is smaller than the {patch_size}px patch; lower "
                 "data.patch_size"
             )
+        # Y models crop from float32 luma planes computed once: the conversion is per pixel,
+        # so the patches are bit-identical to converting each RGB patch, without its cost.
+        self.y_planes: list[tuple[np.ndarray, np.ndarray]] | None = None
+        if channels == "y" and self.degradation is None:
+            self.y_planes = [(_luma(hr), _luma(lr)) for hr, lr in self.pairs]
 
     def _add(self, path: Path, hr_full: np.ndarray, factor: float) -> None:
         hr = hr_full if factor == 1.0 else imresize_uint8(hr_full, factor)
@@ -212,7 +232,14 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
         return augment(lr_patch, p.hflip, p.rot), augment(hr_patch, p.hflip, p.rot)
 
     def __getitem__(self, v: int) -> tuple[torch.Tensor, torch.Tensor]:
-        lr, hr = self.patch_pair(self.params(int(v)))
+        p = self.params(int(v))
+        if self.y_planes is not None:
+            hr_y, lr_y = self.y_planes[p.image]
+            s, n = self.scale, self.lr_patch
+            lr_crop = lr_y[p.top : p.top + n, p.left : p.left + n]
+            hr_crop = hr_y[p.top * s : (p.top + n) * s, p.left * s : (p.left + n) * s]
+            return _plane_tensor(lr_crop, p), _plane_tensor(hr_crop, p)
+        lr, hr = self.patch_pair(p)
         if self.degradation is None:
             return patch_tensor(lr, self.channels), patch_tensor(hr, self.channels)
         hr_rgb = torch.from_numpy(hr).permute(2, 0, 1).float().div_(255.0)

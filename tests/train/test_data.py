@@ -10,7 +10,14 @@ from srplug.color import rgb_to_y
 from srplug.datasets import read_image
 from srplug.errors import DatasetError, InputError
 from srplug.resize import imresize_uint8, modcrop
-from srplug.train.data import PatchParams, PatchStream, TrainPairs, augment, resolve_train_folders
+from srplug.train.data import (
+    PatchParams,
+    PatchStream,
+    TrainPairs,
+    augment,
+    patch_tensor,
+    resolve_train_folders,
+)
 from tests.train.conftest import make_images
 
 
@@ -83,6 +90,36 @@ def test_tensor_layout_rgb_and_y(hr_folder):
     assert lr_y.shape == (1, 8, 8) and hr_y.shape == (1, 16, 16)
     assert torch.allclose(hr_y, rgb_to_y(hr_rgb)) and torch.allclose(lr_y, rgb_to_y(lr_rgb))
     assert float(hr_y.min()) >= 16 / 255 - 1e-6 and float(hr_y.max()) <= 235 / 255 + 1e-6
+
+
+def test_y_items_come_from_cached_planes_bit_identical_to_converting_patches(odd_folder):
+    """Y models crop cached luma planes; every item (all 8 augmentations, a full-width crop
+    too) equals converting that item's RGB patch, and is never a view of the cache."""
+    data = TrainPairs([odd_folder], 3, 12, channels="y", hr_scales=(1.0, 0.9))
+    assert data.y_planes is not None and len(data.y_planes) == len(data)
+    seen = set()
+    for v in range(200):
+        p = data.params(v)
+        seen.add((p.hflip, p.rot))
+        lr_rgb, hr_rgb = data.patch_pair(p)
+        lr, hr = data[v]
+        assert torch.equal(lr, patch_tensor(lr_rgb, "y")) and lr.shape == (1, 4, 4)
+        assert torch.equal(hr, patch_tensor(hr_rgb, "y")) and hr.shape == (1, 12, 12)
+    assert len(seen) == 8
+    assert TrainPairs([odd_folder], 3, 12, channels="rgb").y_planes is None
+
+
+def test_y_item_covering_a_whole_image_is_a_copy(tmp_path):
+    whole = TrainPairs(
+        [make_images(tmp_path, 1, (36, 36), seed=2)], 3, 36, channels="y", flip=False, rot90=False
+    )
+    lr, hr = whole[0]
+    assert hr.shape == (1, 36, 36) and lr.shape == (1, 12, 12)
+    before = whole.y_planes[0][0].copy()
+    hr.fill_(0.0)
+    lr.fill_(0.0)
+    assert np.array_equal(whole.y_planes[0][0], before)
+    assert float(whole.y_planes[0][1].min()) >= 16 / 255 - 1e-6
 
 
 def test_hr_scales_add_shrunk_copies_and_small_images_are_skipped(hr_folder):
