@@ -78,3 +78,7 @@ def test_shipped_weights_name_their_committed_recipe(name, scale):
         recipe = load_recipe(read_recipe_file(path))
         assert (recipe.model.name, recipe.model.scale) == (name, scale)
         assert recipe.model.init is None, "a shipped recipe starts from scratch"
+        assert recipe.precision.mode != "auto", (
+            f"{weights.card.recipe}: precision 'auto' decides by timing the machine, so a "
+            "re-run may train in another precision; write the mode the card's notes record"
+        )
