@@ -720,13 +720,27 @@ def lr_scale_groups(
         by_factor.setdefault(factor, []).append(param)
     unused = [p for p in lr_scale if p not in used]
     if unused:
-        names = ", ".join(n for n, _ in named if n)
-        raise InputError(
-            f"optim.lr_scale pattern {unused[0]!r} matches no trainable parameter; "
-            f"the model's parameters are: {names}"
-        )
+        _refuse_unused_pattern(unused[0], [n for n, _ in named], list(lr_scale))
     groups = [{"params": by_factor.pop(1.0), "lr": lr}]
     return groups + [{"params": ps, "lr": lr * f} for f, ps in by_factor.items()]
+
+
+def _refuse_unused_pattern(pattern: str, names: Sequence[str], patterns: Sequence[str]) -> None:
+    """Raise :class:`InputError` for an ``optim.lr_scale`` pattern that sets no rate: either
+    it matches no parameter, or every parameter it matches went to an earlier pattern."""
+    matched = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+    if not matched:
+        raise InputError(
+            f"optim.lr_scale pattern {pattern!r} matches no trainable parameter; "
+            f"the model's parameters are: {', '.join(n for n in names if n)}"
+        )
+    earlier = patterns[: patterns.index(pattern)]
+    takers = [q for q in earlier if any(fnmatch.fnmatchcase(n, q) for n in matched)]
+    raise InputError(
+        f"optim.lr_scale pattern {pattern!r} sets no rate: every parameter it matches "
+        f"({', '.join(matched)}) is taken by the earlier pattern(s) {', '.join(map(repr, takers))} "
+        "(the first matching pattern wins); move it before them or drop it"
+    )
 
 
 def _write_line(log: Any, record: Mapping[str, Any]) -> None:

@@ -218,3 +218,6 @@ def test_lr_scale_groups_refuse_a_pattern_that_matches_nothing():
         lr_scale_groups([], 1e-3, {})
     with pytest.raises(InputError, match=r"'deconv\.\*' matches no trainable parameter.*body"):
         lr_scale_groups(named, 1e-3, {"body.*": 0.5, "deconv.*": 0.1})
+    # a pattern whose parameters all went to an earlier one says so and names that one
+    with pytest.raises(InputError, match=r"'body\.0\.weight' sets no rate.*earlier.*'body\.\*'"):
+        lr_scale_groups(named, 1e-3, {"body.*": 0.5, "body.0.weight": 0.1})
