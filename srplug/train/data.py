@@ -129,7 +129,10 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
     ``(lr, hr)`` of float32 tensors in [0, 1]: ``(C, p/s, p/s)`` and ``(C, p, p)`` with
     ``p = patch_size``, ``s = scale``, and C = 3 (RGB) or 1 (BT.601 Y of the RGB pixels,
     range [16/255, 235/255]) for ``channels="y"``. Image ``v % len(self)`` is used; the crop
-    and augmentation come from a generator seeded with ``(seed, v)``.
+    and augmentation come from a generator seeded with ``(seed, v)``. For ``channels="y"``
+    without a degradation, ``y_planes`` holds each pair's float32 luma ``(hr (H, W), lr
+    (H/s, W/s))``, computed once, and items are cropped from it (same values as converting
+    the RGB patch of :meth:`patch_pair`).
 
     Args:
         folders: folders of HR images (gray images are replicated to RGB).
