@@ -226,21 +226,23 @@ class TrainPairs(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             self.seed, v, image, lr.shape[:2], self.lr_patch, flip=self.flip, rot90=self.rot90
         )
 
-    def patch_pair(self, p: PatchParams) -> tuple[np.ndarray, np.ndarray]:
-        """uint8 RGB patches ``(lr (p/s, p/s, 3), hr (p, p, 3))`` for ``p``, augmented."""
-        hr, lr = self.pairs[p.image]
+    def crop(self, p: PatchParams, hr: np.ndarray, lr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The aligned, not yet augmented crops ``(lr (n, n, ...), hr (n*s, n*s, ...))`` of
+        ``p`` from an image pair ``hr``/``lr`` (RGB or luma), as views."""
         s, n = self.scale, self.lr_patch
         lr_patch = lr[p.top : p.top + n, p.left : p.left + n]
         hr_patch = hr[p.top * s : (p.top + n) * s, p.left * s : (p.left + n) * s]
+        return lr_patch, hr_patch
+
+    def patch_pair(self, p: PatchParams) -> tuple[np.ndarray, np.ndarray]:
+        """uint8 RGB patches ``(lr (p/s, p/s, 3), hr (p, p, 3))`` for ``p``, augmented."""
+        lr_patch, hr_patch = self.crop(p, *self.pairs[p.image])
         return augment(lr_patch, p.hflip, p.rot), augment(hr_patch, p.hflip, p.rot)
 
     def __getitem__(self, v: int) -> tuple[torch.Tensor, torch.Tensor]:
         p = self.params(int(v))
         if self.y_planes is not None:
-            hr_y, lr_y = self.y_planes[p.image]
-            s, n = self.scale, self.lr_patch
-            lr_crop = lr_y[p.top : p.top + n, p.left : p.left + n]
-            hr_crop = hr_y[p.top * s : (p.top + n) * s, p.left * s : (p.left + n) * s]
+            lr_crop, hr_crop = self.crop(p, *self.y_planes[p.image])
             return _plane_tensor(lr_crop, p), _plane_tensor(hr_crop, p)
         lr, hr = self.patch_pair(p)
         if self.degradation is None:

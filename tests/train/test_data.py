@@ -93,8 +93,8 @@ def test_tensor_layout_rgb_and_y(hr_folder):
 
 
 def test_y_items_come_from_cached_planes_bit_identical_to_converting_patches(odd_folder):
-    """Y models crop cached luma planes; every item (all 8 augmentations, a full-width crop
-    too) equals converting that item's RGB patch, and is never a view of the cache."""
+    """Y models crop cached luma planes; every item (all 8 augmentations, both HR scales)
+    equals converting that item's RGB patch."""
     data = TrainPairs([odd_folder], 3, 12, channels="y", hr_scales=(1.0, 0.9))
     assert data.y_planes is not None and len(data.y_planes) == len(data)
     seen = set()
@@ -110,6 +110,7 @@ def test_y_items_come_from_cached_planes_bit_identical_to_converting_patches(odd
 
 
 def test_y_item_covering_a_whole_image_is_a_copy(tmp_path):
+    """A crop that is the whole (contiguous) plane comes back as a copy, never a view."""
     whole = TrainPairs(
         [make_images(tmp_path, 1, (36, 36), seed=2)], 3, 36, channels="y", flip=False, rot90=False
     )
