@@ -172,9 +172,25 @@ class LossSection:
     kind: Literal["l1", "l2", "charbonnier"] = "l1"
     eps: float = 1e-3
     """Charbonnier smoothing: ``sqrt(d^2 + eps^2)``."""
+    border: int = 0
+    """Output (HR) pixels left out of the loss on each side of the patch. The network pads
+    its input with zeros, so outputs near a patch edge see black where the image goes on;
+    on small patches those outputs are a large share of the loss and bend the fit. Set it
+    to the receptive-field radius times the scale (a 7x7 one-layer eSR net at x4: 12)."""
+    border_weight: float = 0.0
+    """Weight of the ``border`` frame against 1 inside (0: left out). Test images are far
+    larger than training patches, so their padded edges are a smaller share of the score;
+    a weight below 1 gives the edges that smaller share without ignoring them."""
 
     def __post_init__(self) -> None:
         _require(self.eps > 0, "loss.eps", "must be positive")
+        _require(self.border >= 0, "loss.border", "must be 0 or more")
+        _require(0.0 <= self.border_weight < 1.0, "loss.border_weight", "must be in [0, 1)")
+        _require(
+            self.border > 0 or self.border_weight == 0.0,
+            "loss.border_weight",
+            "only applies with loss.border > 0",
+        )
 
 
 @dataclass(frozen=True)
@@ -350,6 +366,12 @@ class Recipe:
             self.data.patch_size % self.model.scale == 0,
             "data.patch_size",
             f"{self.data.patch_size} is not a multiple of model.scale {self.model.scale}",
+        )
+        _require(
+            2 * self.loss.border < self.data.patch_size,
+            "loss.border",
+            f"{self.loss.border} leaves nothing of a {self.data.patch_size}-pixel patch; "
+            "use a border below half of data.patch_size",
         )
         _require(
             all(m < self.schedule.steps for m in self.schedule.milestones),

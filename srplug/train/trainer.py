@@ -295,7 +295,10 @@ class DefaultTrainer:
             if recipe.ema.enabled
             else None
         )
-        loss_fn = build_loss(recipe.loss.kind, recipe.loss.eps)
+        loss_spec = recipe.loss
+        loss_fn = build_loss(
+            loss_spec.kind, loss_spec.eps, loss_spec.border, loss_spec.border_weight
+        )
         objective = build_objective(recipe, model, loss_fn, ctx)
         optimizer = _build_optimizer(
             [*model.named_parameters(), *(("", p) for p in objective.extra_parameters())],

@@ -121,6 +121,13 @@ def test_tiny_recipe_sets_every_key():
         ({"schedule": {"steps": 0}}, "'schedule.steps'"),
         ({"schedule": {"steps": 10, "milestones": [5]}}, "only applies to kind = 'step'"),
         ({"schedule": {"steps": 10, "kind": "step", "milestones": [12]}}, "below schedule.steps"),
+        ({"loss": {"border": -1}}, "'loss.border': must be 0 or more"),
+        ({"loss": {"border": 2, "border_weight": 1.0}}, "'loss.border_weight': must be in"),
+        ({"loss": {"border_weight": 0.5}}, "'loss.border_weight': only applies with"),
+        (
+            {"data": {"train": ["T91"], "patch_size": 16}, "loss": {"border": 8}},
+            "'loss.border': 8 leaves nothing of a 16-pixel patch",
+        ),
         ({"ema": {"decay": 1.0}}, "'ema.decay'"),
         ({"precision": {"mode": "fp8"}}, "'precision.mode'"),
         ({"model": {"name": "m"}}, "'model.scale': is required but missing"),
