@@ -173,10 +173,11 @@ class LossSection:
     eps: float = 1e-3
     """Charbonnier smoothing: ``sqrt(d^2 + eps^2)``."""
     border: int = 0
-    """Output (HR) pixels left out of the loss on each side of the patch. The network pads
-    its input with zeros, so outputs near a patch edge see black where the image goes on;
-    on small patches those outputs are a large share of the loss and bend the fit. Set it
-    to the receptive-field radius times the scale (a 7x7 one-layer eSR net at x4: 12)."""
+    """Width in output (HR) pixels of the frame on each side of the patch that the loss
+    weighs ``border_weight``. The network pads its input with zeros, so outputs near a patch
+    edge see black where the image goes on; on small patches those outputs are a large
+    share of the loss and bend the fit. Set it to the receptive-field radius times the
+    scale (a 7x7 one-layer eSR net at x4: 12)."""
     border_weight: float = 0.0
     """Weight of the ``border`` frame against 1 inside (0: left out). Test images are far
     larger than training patches, so their padded edges are a smaller share of the score;
