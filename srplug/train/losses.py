@@ -39,7 +39,7 @@ class BorderWeightedLoss(nn.Module):
             raise InputError(f"border must be 1 or more, got {border}")
         if not 0.0 <= weight < 1.0:
             raise InputError(f"border weight must be in [0, 1), got {weight}")
-        elementwise(kind, torch.zeros(1), torch.zeros(1), eps)  # validates kind
+        _check_kind(kind)
         self.kind, self.border, self.weight, self.eps = kind, border, weight, eps
 
     def forward(self, sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
@@ -62,14 +62,18 @@ class BorderWeightedLoss(nn.Module):
 
 def elementwise(kind: str, sr: torch.Tensor, hr: torch.Tensor, eps: float = 1e-3) -> torch.Tensor:
     """Per-element loss of ``kind`` (``"l1"``, ``"l2"``, ``"charbonnier"``), shape of ``sr``."""
+    _check_kind(kind)
     d = sr - hr
     if kind == "l1":
         return d.abs()
     if kind == "l2":
         return d * d
-    if kind == "charbonnier":
-        return torch.sqrt(d * d + eps * eps)
-    raise InputError(f"unknown loss {kind!r}: use 'l1', 'l2' or 'charbonnier'")
+    return torch.sqrt(d * d + eps * eps)
+
+
+def _check_kind(kind: str) -> None:
+    if kind not in ("l1", "l2", "charbonnier"):
+        raise InputError(f"unknown loss {kind!r}: use 'l1', 'l2' or 'charbonnier'")
 
 
 def build_loss(
@@ -79,12 +83,11 @@ def build_loss(
     each maps ``(sr, hr)`` float tensors of one shape to a scalar mean. ``border > 0`` gives
     a :class:`BorderWeightedLoss` (``(B, C, H, W)`` inputs) whose frame weighs
     ``border_weight``."""
+    _check_kind(kind)
     if border:
         return BorderWeightedLoss(kind, border, border_weight, eps)
     if kind == "l1":
         return nn.L1Loss()
     if kind == "l2":
         return nn.MSELoss()
-    if kind == "charbonnier":
-        return CharbonnierLoss(eps)
-    raise InputError(f"unknown loss {kind!r}: use 'l1', 'l2' or 'charbonnier'")
+    return CharbonnierLoss(eps)
