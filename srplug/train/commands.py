@@ -99,7 +99,12 @@ def register_commands(subparsers: argparse._SubParsersAction) -> None:
         metavar="STEP",
         help="stop after this step with a checkpoint (resume later)",
     )
-    p.add_argument("--data", default=None, help="data root for set names (default $SRPLUG_DATA)")
+    p.add_argument(
+        "--data",
+        default=None,
+        help="data root for set names (default: with --resume the run's own, else the "
+        "recipe's data.root, else $SRPLUG_DATA)",
+    )
     p.add_argument(
         "--threads",
         type=int,

@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import srplug
-from srplug.datasets import BenchmarkDataset, resolve_dataset
+from srplug.datasets import DATA_ENV, BenchmarkDataset, resolve_dataset
 from srplug.errors import InputError
 from srplug.evaluation import DatasetResult
 from srplug.layout import to_memory_format
@@ -103,6 +103,8 @@ class _Run:
     val_sets: list[BenchmarkDataset]
     final_sets: list[BenchmarkDataset]
     channels: Channels
+    data_root: str | None
+    """Absolute data root the set names resolved against (``None``: there was none)."""
     step: int = 0
     precision: Precision = "fp32"
     precision_note: str = ""
@@ -140,8 +142,9 @@ class DefaultTrainer:
 
     Args:
         progress: show a progress bar (loss, validation PSNR, it/s) on rank 0.
-        data_root: folder holding named data sets; overrides the recipe's ``data.root``
-            (default: ``$SRPLUG_DATA``).
+        data_root: folder holding named data sets; overrides the recipe's ``data.root`` and
+            the root a resumed run trained with (default: that root, else the recipe's,
+            else ``$SRPLUG_DATA``).
         callbacks: called with a :class:`StepEvent` after every optimizer step.
         log: receives the trainer's messages (rank 0 only; default: print to stderr).
     """
@@ -199,7 +202,9 @@ class DefaultTrainer:
         """Continue the run that wrote ``checkpoint`` exactly where it stopped, in the same
         output folder (the checkpoint's grandparent).
 
-        ``steps`` changes the total (a cosine schedule then stretches from here on);
+        Set names resolve under the data root the run trained with, unless this trainer
+        was given ``data_root``. ``steps`` changes the total (a cosine schedule then
+        stretches from here on);
         ``stop_at`` ends this session early, as in :meth:`fit`.
         """
         state = ckpt.load_training_checkpoint(checkpoint)
@@ -224,7 +229,7 @@ class DefaultTrainer:
         trained = run.recipe.model.scale
         if scale is not None and scale != trained:
             raise InputError(f"the trained network is x{trained}; it cannot be scored at x{scale}")
-        root = self.data_root or run.recipe.data.root
+        root = self.data_root or run.data_root
         sets = [BenchmarkDataset(resolve_dataset(d, root), trained) for d in datasets]
         return self._score(run, sets)
 
@@ -315,7 +320,8 @@ class DefaultTrainer:
             min_lr=s.min_lr,
             base_lr=recipe.optim.lr,
         )
-        val_sets, final_sets, folders, data = self._datasets(recipe, spec.channels, ctx)
+        root = self._data_root(recipe, state)
+        val_sets, final_sets, folders, data = self._datasets(recipe, spec.channels, ctx, root)
         run = _Run(
             recipe=recipe,
             recipe_path=recipe_path,
@@ -334,6 +340,7 @@ class DefaultTrainer:
             val_sets=val_sets,
             final_sets=final_sets,
             channels=spec.channels,
+            data_root=root,
         )
         params = sum(p.numel() for p in model.parameters())
         self._say(
@@ -358,13 +365,24 @@ class DefaultTrainer:
         run.train_model = ctx.wrap(objective.training_module())
         return run
 
+    def _data_root(self, recipe: Recipe, state: Mapping[str, Any] | None) -> str | None:
+        """The data root of a session, absolute: ``data_root`` given to the trainer, else
+        the root a resumed run trained with, else the recipe's ``data.root``, else
+        ``$SRPLUG_DATA``; ``None`` when there is none (set names must then be folders)."""
+        root = self.data_root
+        if root is None and state is not None:
+            root = state.get("data_root")
+        if root is None:
+            root = recipe.data.root or os.environ.get(DATA_ENV) or None
+        return None if root is None else str(Path(root).expanduser().resolve())
+
     def _datasets(
-        self, recipe: Recipe, channels: Channels, ctx: distributed.DistContext
+        self, recipe: Recipe, channels: Channels, ctx: distributed.DistContext, root: str | None
     ) -> tuple[list[CachedBenchmark], list[CachedBenchmark], list[Path], Any]:
         """Validation sets, final sets, training folders (none of them a benchmark) and the
-        cached training pairs (LR-only patches for unpaired dual training)."""
+        cached training pairs (LR-only patches for unpaired dual training), set names
+        resolved under ``root``."""
         scale = recipe.model.scale
-        root = self.data_root or recipe.data.root
         val_sets = [CachedBenchmark(d, scale, data_root=root) for d in recipe.validation.sets]
         final_sets = [
             next((v for v in val_sets if v.root == resolve_dataset(d, root)), None)
@@ -625,6 +643,7 @@ class DefaultTrainer:
                 "step": run.step,
                 "recipe": run.recipe.to_dict(),
                 "recipe_path": run.recipe_path,
+                "data_root": run.data_root,
                 "model": run.model.state_dict(),
                 "optimizer": run.optimizer.state_dict(),
                 "scheduler": run.scheduler.state_dict(),

@@ -131,6 +131,30 @@ def test_resume_can_extend_a_finished_run(recipe_dict, tmp_path):
         trainer().resume(more.checkpoint, steps=5)
 
 
+def test_resume_remembers_the_data_root(recipe_dict, tmp_path, hr_folder, val_folder, monkeypatch):
+    """Set names resolve on resume under the root the run trained with: no --data needed."""
+    monkeypatch.delenv("SRPLUG_DATA", raising=False)
+    root = tmp_path / "data"
+    root.mkdir()
+    (root / "hr").symlink_to(hr_folder, target_is_directory=True)
+    (root / "val").symlink_to(val_folder, target_is_directory=True)
+    recipe = copy.deepcopy(recipe_dict)
+    recipe["data"]["train"] = ["hr"]
+    recipe["validation"]["sets"] = ["val"]
+    first = trainer(data_root=root).fit(recipe, output_dir=tmp_path / "run", stop_at=7)
+    assert load_training_checkpoint(first.checkpoint)["data_root"] == str(root.resolve())
+    monkeypatch.chdir(tmp_path / "run")  # another working folder: the stored root is absolute
+    second = trainer().resume(first.checkpoint)
+    assert second.steps == 12 and second.weights is not None
+    assert [r["step"] for r in read_log(tmp_path / "run") if "val" in r] == [6, 12]
+
+    # --data still wins over the stored root.
+    elsewhere = tmp_path / "moved"
+    elsewhere.mkdir()
+    with pytest.raises(DatasetError, match="moved"):
+        trainer(data_root=elsewhere).resume(second.checkpoint, steps=13)
+
+
 def test_auto_precision_measures_reports_and_sticks(recipe_dict, tmp_path):
     recipe = {**recipe_dict, "precision": {"mode": "auto", "probe_steps": 2}}
     messages: list[str] = []
