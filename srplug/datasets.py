@@ -17,9 +17,14 @@ from srplug import io
 from srplug.errors import DatasetError, InputError
 from srplug.resize import imresize_uint8, modcrop
 
-__all__ = ["BenchmarkDataset", "BenchmarkItem", "read_image", "resolve_dataset"]
+__all__ = ["BenchmarkDataset", "BenchmarkItem", "data_root_or_env", "read_image", "resolve_dataset"]
 
 DATA_ENV = "SRPLUG_DATA"
+
+
+def data_root_or_env(data_root: str | os.PathLike[str] | None) -> str | os.PathLike[str] | None:
+    """``data_root`` if given, else ``$SRPLUG_DATA`` when set and not empty, else ``None``."""
+    return data_root if data_root is not None else os.environ.get(DATA_ENV) or None
 
 
 def resolve_dataset(
@@ -34,7 +39,7 @@ def resolve_dataset(
     if given.is_dir():
         return given
     tried = [str(given)]
-    root = data_root if data_root is not None else os.environ.get(DATA_ENV) or None
+    root = data_root_or_env(data_root)
     if root is not None:
         candidate = Path(root).expanduser() / str(name_or_path)
         if candidate.is_dir():

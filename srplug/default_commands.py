@@ -537,8 +537,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     metrics = list(dict.fromkeys(args.metric or EVAL_METRICS_DEFAULT))
     names = args.dataset or list(DEFAULT_DATASETS)
-    data_root = args.data or os.environ.get("SRPLUG_DATA")
-    folders = [resolve_dataset(name, data_root) for name in names]
+    folders = [resolve_dataset(name, args.data or None) for name in names]
     scales = args.scale or [srplug.info(args.model).resolved_default_scale()]
     lpips = None
     if "lpips" in metrics:

@@ -37,7 +37,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 import srplug
-from srplug.datasets import DATA_ENV, BenchmarkDataset, resolve_dataset
+from srplug.datasets import BenchmarkDataset, data_root_or_env, resolve_dataset
 from srplug.errors import InputError
 from srplug.evaluation import DatasetResult
 from srplug.layout import to_memory_format
@@ -229,8 +229,7 @@ class DefaultTrainer:
         trained = run.recipe.model.scale
         if scale is not None and scale != trained:
             raise InputError(f"the trained network is x{trained}; it cannot be scored at x{scale}")
-        root = self.data_root or run.data_root
-        sets = [BenchmarkDataset(resolve_dataset(d, root), trained) for d in datasets]
+        sets = [BenchmarkDataset(resolve_dataset(d, run.data_root), trained) for d in datasets]
         return self._score(run, sets)
 
     # -------------------------------------------------------------------------- session
@@ -373,7 +372,7 @@ class DefaultTrainer:
         if root is None and state is not None:
             root = state.get("data_root")
         if root is None:
-            root = recipe.data.root or os.environ.get(DATA_ENV) or None
+            root = data_root_or_env(recipe.data.root or None)
         return None if root is None else str(Path(root).expanduser().resolve())
 
     def _datasets(
