@@ -148,11 +148,12 @@ class EdgeSR(nn.Module):
         return x
 
     def reduce(
-        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None, dim: int = 1
     ) -> torch.Tensor:
         """``G`` tensors ``(N, C, s*s, h, w)`` -> ``(N, s*s, h, w)``, reduced over ``C``.
 
-        ``out``, when given, receives the result (and is returned).
+        ``dim`` is where ``C`` lies (the training path passes ``(N*h*w, s*s, C)`` tensors
+        and ``dim=-1``); ``out``, when given, receives the result (and is returned).
         """
         raise NotImplementedError
 
@@ -181,10 +182,33 @@ class EdgeSR(nn.Module):
         return features.unflatten(1, (self.groups, self.channels, s2)).unbind(1)
 
     def _phases_whole(self, hidden: torch.Tensor) -> torch.Tensor:
-        """One convolution over the whole image, then the reduction (differentiable)."""
+        """The whole image at once (differentiable; what training runs).
+
+        The last convolution's filters are reordered to (group, phase, candidate) and its
+        output is laid out pixel by pixel, ``(N*h*w, G, s*s, C)``, so that the reduction runs
+        over the contiguous last dimension. With one input channel (eSR-MAX/TM/TR) the
+        convolution is one matrix product ``(N*h*w, k*k) @ (k*k, G*s*s*C)`` of the unfolded
+        input (``conv2d``'s weight gradient is slow there), otherwise a channels-last
+        ``conv2d``. Same function as the ``conv2d`` + :meth:`_split` of the tiled path;
+        ``benchmarks/esr_train_step.py`` times the two.
+        """
         conv = self.last_conv()
-        features = F.conv2d(hidden, conv.weight, padding=conv.kernel_size[0] // 2)
-        return self.reduce(self._split(features))
+        k = conv.kernel_size[0]
+        n, cin, h, w = hidden.shape
+        g, c, s2 = self.groups, self.channels, self.scale * self.scale
+        filters = conv.weight.reshape(g, c, s2, -1).transpose(1, 2).reshape(g * s2 * c, -1)
+        if cin == 1:
+            cols = F.unfold(hidden, k, padding=k // 2).transpose(1, 2).reshape(n * h * w, -1)
+            features = cols @ filters.t()
+        else:
+            features = F.conv2d(
+                hidden.contiguous(memory_format=torch.channels_last),
+                filters.reshape(-1, cin, k, k).contiguous(memory_format=torch.channels_last),
+                padding=k // 2,
+            ).permute(0, 2, 3, 1)
+        groups = features.reshape(n * h * w, g, s2, c).unbind(1)
+        phases = self.reduce(groups, dim=-1)  # (N*h*w, s*s)
+        return phases.view(n, h, w, s2).permute(0, 3, 1, 2)
 
     def _phases_tiled(self, hidden: torch.Tensor) -> torch.Tensor:
         """The same in strips of rows (inference only: writes into a preallocated output)."""
@@ -281,10 +305,10 @@ class EdgeSRMax(_OneLayer):
     default_candidates = 13
 
     def reduce(
-        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None, dim: int = 1
     ) -> torch.Tensor:
         (value,) = groups
-        return torch.amax(value, dim=1, out=out) if out is not None else value.amax(dim=1)
+        return torch.amax(value, dim=dim, out=out) if out is not None else value.amax(dim=dim)
 
 
 class EdgeSRTM(_OneLayer):
@@ -304,10 +328,10 @@ class EdgeSRTM(_OneLayer):
     default_candidates = 16
 
     def reduce(
-        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None, dim: int = 1
     ) -> torch.Tensor:
         value, match = groups
-        return _attend(value, match, out)
+        return _attend(value, match, out, dim)
 
 
 class EdgeSRTR(_OneLayer):
@@ -327,10 +351,10 @@ class EdgeSRTR(_OneLayer):
     default_candidates = 13
 
     def reduce(
-        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None, dim: int = 1
     ) -> torch.Tensor:
         value, query, key = groups
-        return _attend(value, query * key, out)
+        return _attend(value, query * key, out, dim)
 
 
 class EdgeSRCNN(EdgeSR):
@@ -381,10 +405,10 @@ class EdgeSRCNN(EdgeSR):
         return x
 
     def reduce(
-        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None
+        self, groups: tuple[torch.Tensor, ...], out: torch.Tensor | None = None, dim: int = 1
     ) -> torch.Tensor:
         value, key = groups
-        return _attend(value, key * key, out)
+        return _attend(value, key * key, out, dim)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, D={self.depth}, S={self.width}"
@@ -400,10 +424,12 @@ def _check_impl(impl: object) -> str:
     return impl
 
 
-def _attend(value: torch.Tensor, logits: torch.Tensor, out: torch.Tensor | None) -> torch.Tensor:
-    """``sum_c value_c * softmax_c(logits)`` over dim 1 of ``(N, C, ...)`` tensors."""
-    weighted = value * torch.softmax(logits, dim=1)
-    return torch.sum(weighted, dim=1, out=out) if out is not None else weighted.sum(dim=1)
+def _attend(
+    value: torch.Tensor, logits: torch.Tensor, out: torch.Tensor | None, dim: int
+) -> torch.Tensor:
+    """``sum_c value_c * softmax_c(logits)``, ``c`` running over dimension ``dim``."""
+    weighted = value * torch.softmax(logits, dim=dim)
+    return torch.sum(weighted, dim=dim, out=out) if out is not None else weighted.sum(dim=dim)
 
 
 def _check_loaded_shapes(
