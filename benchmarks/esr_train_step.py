@@ -6,14 +6,17 @@ One step = forward, L2 loss against a random target, backward, on a batch of ran
 ``(batch, 1, lr_size, lr_size)`` (the recipes' 16 x 32x32). Contenders, on the same weights:
 
 - ``ours``: the network's own forward with gradients tracked (what ``srplug train``
-  runs: the last convolution as one matrix product of the unfolded input, the reduction over
-  the contiguous last dimension);
+  runs: the last convolution as one matrix product of the unfolded input, its output laid
+  out candidate-major so that the reduction combines long contiguous rows);
+- ``last``: the same product with the candidates laid out last, ``(N*h*w, G, s*s, C)``, and
+  the reduction over that short last dimension (srplug's training path before; PyTorch's
+  softmax over a last dimension of 13 is slow);
 - ``conv2d``: ``conv2d``, then the reduction over the candidates' dimension of the
   ``(N, C, s*s, h, w)`` views and ``pixel_shuffle`` (srplug's earlier training path);
 - ``plain``: ``conv2d -> pixel_shuffle -> reduction`` (:func:`srplug.ops.reference.esr_upscale`,
   the authors' order).
 
-eSR-CNN runs its hidden layers first in all three.
+eSR-CNN runs its hidden layers first in all four.
 
 Rounds interleave the contenders; the table gives medians in milliseconds and the ratio of the
 medians. Not a test: numbers depend on the machine and its load.
@@ -49,8 +52,11 @@ def main() -> None:
         f"edge-SR training step, batch {args.batch} x (1, {args.lr_size}, {args.lr_size}), "
         f"{args.threads} thread(s), {args.rounds} interleaved rounds, torch {torch.__version__}"
     )
-    print("| model | scale | ours ms | conv2d ms | plain ms | conv2d / ours | plain / ours |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| model | scale | ours ms | last ms | conv2d ms | plain ms "
+        "| last / ours | conv2d / ours | plain / ours |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name in MODELS:
         for scale in args.scales:
             net = srplug.get(name, scale, weights=None, kernels="eager").model
@@ -60,6 +66,10 @@ def main() -> None:
 
             def ours(net=net, x=x, target=target) -> None:
                 F.mse_loss(net(x), target).backward()
+
+            def last(net=net, x=x, target=target) -> None:
+                out = F.pixel_shuffle(candidates_last(net, net.body(x)), net.scale)
+                F.mse_loss(out, target).backward()
 
             def conv(net=net, x=x, target=target) -> None:
                 hidden = net.body(x)
@@ -74,15 +84,32 @@ def main() -> None:
                 )
                 F.mse_loss(out, target).backward()
 
-            contenders = {"ours": ours, "conv": conv, "plain": plain}
+            contenders = {"ours": ours, "last": last, "conv": conv, "plain": plain}
             times = interleaved_times(
                 {k: wall_seconds(fn) for k, fn in contenders.items()}, args.rounds
             )
-            a, b, c = (statistics.median(times[k]) * 1e3 for k in contenders)
-            print(
-                f"| {name} | x{scale} | {a:.1f} | {b:.1f} | {c:.1f} | {b / a:.2f} | {c / a:.2f} |",
-                flush=True,
-            )
+            ms = [statistics.median(times[k]) * 1e3 for k in contenders]
+            cells = [f"{m:.1f}" for m in ms] + [f"{m / ms[0]:.2f}" for m in ms[1:]]
+            print(f"| {name} | x{scale} | " + " | ".join(cells) + " |", flush=True)
+
+
+def candidates_last(net: torch.nn.Module, hidden: torch.Tensor) -> torch.Tensor:
+    """``(N, Cin, h, w)`` -> ``(N, s*s, h, w)`` phases, the reduction over the last dimension
+    of ``(N*h*w, G, s*s, C)`` features (the ``last`` contender)."""
+    conv = net.last_conv()
+    k = conv.kernel_size[0]
+    n, cin, h, w = hidden.shape
+    g, c, s2 = net.groups, net.channels, net.scale * net.scale
+    filters = conv.weight.reshape(g, c, s2, -1).transpose(1, 2).reshape(g * s2 * c, -1)
+    if cin == 1:
+        cols = F.unfold(hidden, k, padding=k // 2).transpose(1, 2).reshape(n * h * w, -1)
+        features = cols @ filters.t()
+    else:
+        weight = filters.reshape(-1, cin, k, k).contiguous(memory_format=torch.channels_last)
+        hidden = hidden.contiguous(memory_format=torch.channels_last)
+        features = F.conv2d(hidden, weight, padding=k // 2).permute(0, 2, 3, 1)
+    phases = net.reduce(features.reshape(n * h * w, g, s2, c).unbind(1), dim=-1)
+    return phases.view(n, h, w, s2).permute(0, 3, 1, 2)
 
 
 if __name__ == "__main__":

@@ -152,8 +152,8 @@ class EdgeSR(nn.Module):
     ) -> torch.Tensor:
         """``G`` tensors ``(N, C, s*s, h, w)`` -> ``(N, s*s, h, w)``, reduced over ``C``.
 
-        ``dim`` is where ``C`` lies (the training path passes ``(N*h*w, s*s, C)`` tensors
-        and ``dim=-1``); ``out``, when given, receives the result (and is returned).
+        ``dim`` is where ``C`` lies (the training path passes ``(C, s*s*N*h*w)`` tensors
+        and ``dim=0``); ``out``, when given, receives the result (and is returned).
         """
         raise NotImplementedError
 
@@ -184,31 +184,25 @@ class EdgeSR(nn.Module):
     def _phases_whole(self, hidden: torch.Tensor) -> torch.Tensor:
         """The whole image at once (differentiable; what training runs).
 
-        The last convolution's filters are reordered to (group, phase, candidate) and its
-        output is laid out pixel by pixel, ``(N*h*w, G, s*s, C)``, so that the reduction runs
-        over the contiguous last dimension. With one input channel (eSR-MAX/TM/TR) the
-        convolution is one matrix product ``(N*h*w, k*k) @ (k*k, G*s*s*C)`` of the unfolded
-        input (``conv2d``'s weight gradient is slow there), otherwise a channels-last
-        ``conv2d``. Same function as the ``conv2d`` + :meth:`_split` of the tiled path;
-        ``benchmarks/esr_train_step.py`` times the two.
+        The last convolution's output is laid out candidate-major, ``(G, C, s*s*N*h*w)``, so
+        that the reduction over the ``C`` candidates combines long contiguous rows (PyTorch's
+        softmax over a short last dimension, such as ``C = 13``, is about 10x slower). With
+        one input channel (eSR-MAX/TM/TR) the convolution is one matrix product
+        ``(G*C*s*s, k*k) @ (k*k, N*h*w)`` of the unfolded input (``conv2d``'s weight gradient
+        is slow there), otherwise a ``conv2d``. Same function as the ``conv2d`` +
+        :meth:`_split` of the tiled path; ``benchmarks/esr_train_step.py`` times the two.
         """
         conv = self.last_conv()
         k = conv.kernel_size[0]
         n, cin, h, w = hidden.shape
-        g, c, s2 = self.groups, self.channels, self.scale * self.scale
-        filters = conv.weight.reshape(g, c, s2, -1).transpose(1, 2).reshape(g * s2 * c, -1)
         if cin == 1:
-            cols = F.unfold(hidden, k, padding=k // 2).transpose(1, 2).reshape(n * h * w, -1)
-            features = cols @ filters.t()
+            cols = F.unfold(hidden, k, padding=k // 2).transpose(0, 1).reshape(k * k, -1)
+            features = conv.weight.reshape(-1, k * k) @ cols  # (G*C*s*s, N*h*w)
         else:
-            features = F.conv2d(
-                hidden.contiguous(memory_format=torch.channels_last),
-                filters.reshape(-1, cin, k, k).contiguous(memory_format=torch.channels_last),
-                padding=k // 2,
-            ).permute(0, 2, 3, 1)
-        groups = features.reshape(n * h * w, g, s2, c).unbind(1)
-        phases = self.reduce(groups, dim=-1)  # (N*h*w, s*s)
-        return phases.view(n, h, w, s2).permute(0, 3, 1, 2)
+            features = F.conv2d(hidden, conv.weight, padding=k // 2).transpose(0, 1)
+        groups = features.reshape(self.groups, self.channels, -1).unbind(0)
+        phases = self.reduce(groups, dim=0)  # (s*s*N*h*w,), phase-major
+        return phases.view(-1, n, h, w).transpose(0, 1)
 
     def _phases_tiled(self, hidden: torch.Tensor) -> torch.Tensor:
         """The same in strips of rows (inference only: writes into a preallocated output)."""

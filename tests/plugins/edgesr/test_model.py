@@ -209,7 +209,7 @@ def test_forward_matches_loop_reference_random(family: str, scale: int) -> None:
 @pytest.mark.parametrize("family", list(BUILDERS))
 @pytest.mark.parametrize("scale", [2, 3])
 def test_training_path_gradients_match_the_plain_formula(family: str, scale: int) -> None:
-    """The training path (unfolded matrix product, reduction over the last dimension) has
+    """The training path (unfolded matrix product, candidate-major reduction) has
     the gradients of the authors' shuffle-then-reduce formula, for the weights and the
     input, in float64; and passes ``gradcheck``."""
     torch.manual_seed(scale)
